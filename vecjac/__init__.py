@@ -1,0 +1,29 @@
+"""vecjac: the matrix calculus of CNN back-propagation as explicit sparse Jacobians.
+
+Every derivative of the note's 3-layer CNN is a ``scipy.sparse`` Jacobian in numerator layout
+over the column-major ``vec``; the chain rule is a product of them and a gradient is a
+transpose.  See README.md for a tour.
+"""
+
+from . import direct, jacobians, testing
+from .budget import MemoryBudgetError, get_memory_budget, set_memory_budget
+from .jacobian import Jacobian
+from .vec import conv_output_shape, convert_order, flat_index, order_permutation, unvec, vec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Jacobian",
+    "MemoryBudgetError",
+    "conv_output_shape",
+    "convert_order",
+    "direct",
+    "flat_index",
+    "get_memory_budget",
+    "jacobians",
+    "order_permutation",
+    "set_memory_budget",
+    "testing",
+    "unvec",
+    "vec",
+]

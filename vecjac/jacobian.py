@@ -1,0 +1,183 @@
+"""`Jacobian`: a sparse matrix that knows what it differentiates.
+
+Numerator layout over the note's column-major vec (section 3.2): ``J[r, c]`` is
+``d vec(of)[r] / d vec(wrt)[c]``, so ``J`` has shape ``(of.size, wrt.size)``; the chain rule
+is a matrix product, ``dZ2/dA1 @ dA1/dI1``, and a gradient is a transpose.
+
+The class is deliberately thin: the builders in :mod:`vecjac.jacobians` make the matrices,
+this class names them and refuses products whose names or shapes do not meet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from .vec import unvec, vec
+
+__all__ = ["Jacobian"]
+
+
+class Jacobian:
+    """``d vec(of) / d vec(wrt)`` as a ``scipy.sparse.csr_array``.
+
+    Parameters
+    ----------
+    matrix : sparse array or matrix, or ndarray, shape (prod(of_shape), prod(wrt_shape))
+        Converted to CSR (without copying when it already is CSR).
+    of, wrt : str
+        The note's symbols, e.g. ``"Z2"`` and ``"A1"``.
+    of_shape, wrt_shape : tuple of int
+        Array shapes of the differentiated quantity and of the variable (``()`` for a
+        scalar such as the loss ``J``).
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_array
+    shape, nnz, density
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> J = Jacobian(sp.eye_array(3), "I1", "Z1", (3,), (3,))
+    >>> J
+    Jacobian dI1/dZ1: 3 x 3, nnz 3, density 33.3%
+    """
+
+    __array_priority__ = 1000  # so ndarray @ Jacobian defers to __rmatmul__
+
+    def __init__(self, matrix, of: str, wrt: str, of_shape, wrt_shape):
+        self.of, self.wrt = str(of), str(wrt)
+        self.of_shape = tuple(int(s) for s in of_shape)
+        self.wrt_shape = tuple(int(s) for s in wrt_shape)
+        if isinstance(matrix, np.ndarray):
+            matrix = sp.csr_array(matrix)
+        elif not isinstance(matrix, sp.csr_array):
+            matrix = sp.csr_array(matrix)
+        expected = (int(np.prod(self.of_shape)), int(np.prod(self.wrt_shape)))
+        if matrix.shape != expected:
+            raise ValueError(
+                f"Jacobian d{self.of}/d{self.wrt}: matrix shape {matrix.shape} does not match "
+                f"of_shape {self.of_shape} x wrt_shape {self.wrt_shape} = {expected}"
+            )
+        self.matrix = matrix
+
+    # --- size -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"d{self.of}/d{self.wrt}"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    @property
+    def density(self) -> float:
+        n_rows, n_cols = self.shape
+        return self.nnz / (n_rows * n_cols) if n_rows * n_cols else 0.0
+
+    @property
+    def nbytes(self) -> int:
+        m = self.matrix
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+    def __repr__(self) -> str:
+        n_rows, n_cols = self.shape
+        return (
+            f"Jacobian {self.name}: {n_rows} x {n_cols}, nnz {self.nnz}, "
+            f"density {100 * self.density:.1f}%"
+        )
+
+    # --- the chain rule -------------------------------------------------------------------
+    def __matmul__(self, other):
+        """``J1 @ J2``: the chain rule, checked; ``J @ x``: the matrix times an array."""
+        if isinstance(other, Jacobian):
+            if self.wrt != other.of or self.wrt_shape != other.of_shape:
+                raise ValueError(
+                    f"chain rule mismatch: {self.name} (wrt {self.wrt} of shape "
+                    f"{self.wrt_shape}) cannot multiply {other.name} (of {other.of} of shape "
+                    f"{other.of_shape}); the inner names and shapes must be equal"
+                )
+            return Jacobian(
+                self.matrix @ other.matrix, self.of, other.wrt, self.of_shape, other.wrt_shape
+            )
+        return self.matrix @ other
+
+    def __rmatmul__(self, other):
+        """``v @ J``: a row vector (e.g. ``dJ/dZ``) times the Jacobian."""
+        return other @ self.matrix
+
+    # --- views ----------------------------------------------------------------------------
+    @property
+    def T(self) -> sp.csr_array:
+        """The transpose ``J^T``, shape ``(wrt.size, of.size)``: the gradient operator."""
+        return self.matrix.T.tocsr()
+
+    def gradient(self, cotangent: ArrayLike | None = None) -> NDArray:
+        """The gradient ``J^T v``, reshaped by ``unvec`` to ``wrt_shape`` (section 3.2).
+
+        Parameters
+        ----------
+        cotangent : array_like, optional
+            ``v``, of ``of_shape`` (or already vec-ed).  It may be omitted only when ``of`` is
+            a scalar (one row), which is the note's case ``nabla J = (dJ/dX)^T``.
+
+        Returns
+        -------
+        ndarray, shape wrt_shape
+        """
+        if cotangent is None:
+            if self.shape[0] != 1:
+                raise ValueError(
+                    f"{self.name} has {self.shape[0]} rows: gradient() without a cotangent "
+                    "needs the Jacobian of a scalar; pass the cotangent dJ/d" + self.of
+                )
+            column = self.matrix.T @ np.ones(1)
+        else:
+            v = np.asarray(cotangent)
+            if v.size != self.shape[0]:
+                raise ValueError(
+                    f"cotangent has {v.size} elements, {self.name} has {self.shape[0]} rows"
+                )
+            column = self.matrix.T @ (vec(v) if v.ndim > 1 else v)
+        return unvec(column, self.wrt_shape)
+
+    def toarray(self) -> NDArray:
+        return self.matrix.toarray()
+
+    def block(self, row_block, col_block) -> sp.csr_array:
+        """The note's per-channel block of the stacked Jacobian.
+
+        Rows and columns are split into blocks of the variable's last two (spatial) axes,
+        one block per channel, as the note writes ``d vecZ_j / d vecA_i``.  A block index is
+        an int (the flat channel index) or a tuple over the leading axes: ``(n, c)`` for a
+        batch ``(N, C, H, W)``, ``(j, i)`` for kernels ``(C_out, C_in, kh, kw)``.  A vector
+        or scalar side is one block, index 0.
+
+        Examples: ``dZ/dA.block(j, i)`` is ``d vecZ_j / d vecA_i``;
+        ``dZ/dK.block(j, (j, i))`` is ``d vecZ_j / d vecK_{j,i}``.
+        """
+        rows = _block_slice(self.of_shape, row_block, "row_block")
+        cols = _block_slice(self.wrt_shape, col_block, "col_block")
+        return self.matrix[rows][:, cols]
+
+
+def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
+    if len(shape) < 3:
+        lead, size = (), int(np.prod(shape))
+    else:
+        lead, size = shape[:-2], shape[-1] * shape[-2]
+    if isinstance(index, tuple):
+        if len(index) != len(lead) or any(not 0 <= k < n for k, n in zip(index, lead)):
+            raise IndexError(f"{name} {index} is not an index over the channel axes {lead}")
+        flat = int(np.ravel_multi_index(index, lead))
+    else:
+        flat, n_blocks = int(index), int(np.prod(lead))
+        if not 0 <= flat < n_blocks:
+            raise IndexError(f"{name} {index} out of range for {n_blocks} blocks")
+    return slice(flat * size, (flat + 1) * size)

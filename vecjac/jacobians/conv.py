@@ -1,0 +1,367 @@
+r"""Jacobians of a convolution layer: the note's section 3.1.5 and appendix (section 4).
+
+The layer is ``Z_j = sum_i A_i * K_{j,i} + b_j 1`` (section 2), ``*`` the cross-correlation
+with padding ``(h_p, w_p)`` and stride ``(h_s, w_s)``.  Element by element, 0-based,
+
+    Z[j, x, y] = sum_{i,u,v} A_pad[i, x h_s + u, y w_s + v] K[j, i, u, v] + b[j].
+
+Section 3.1.5 then reads, column by column (one column per entry of the variable):
+
+    d vecZ_j / d vecK_{j,i} = [ vec(A_i * dK_{j,i}/dK_{j,i,pq}) ]_{pq}   (h_z w_z x h_k w_k)
+    d vecZ_j / d vecA_i     = [ vec(dA_i/dA_{i,pq} * K_{j,i}) ]_{pq}     (h_z w_z x h_a w_a)
+    d vecZ_j / d b_j        = 1_(h_z w_z, 1)
+
+The first depends only on ``A_i`` (it is the same for every ``j``), the second only on
+``K_{j,i}``.  Both matrices have the same sparsity structure, read from the formula above:
+row ``(j, x, y)`` meets entry ``(i, u, v)`` whenever ``r = x h_s + u - h_p`` and
+``s = y w_s + v - w_p`` fall inside the input.  For that entry
+
+* ``dZ/dA`` has column ``vec-index of A[i, r, s]`` and value ``K[j, i, u, v]``;
+* ``dZ/dK`` has column ``vec-index of K[j, i, u, v]`` and value ``A[i, r, s]``.
+
+So one *pattern* (``indptr`` and the two index arrays ``a_index``, ``k_index``) serves both:
+each Jacobian takes one array as its column indices and the other as its *gather map*,
+``data = vec(source)[gather]``.  Patterns depend only on shapes, stride and padding, are
+built with numpy broadcasting directly in CSR row order (no COO sort), and are cached; a
+second build with new values is one gather.  The gather map also labels every entry with the
+symbol it copies (``a_32``, ``beta_12``), which is how ``vecjac explain`` prints the appendix.
+
+Stacked forms (DESIGN.md section 2): for one sample ``dZ/dA`` is the
+``C_out x C_in`` grid of the blocks ``d vecZ_j / d vecA_i``, and ``dZ/dK`` is block diagonal
+over kernels, ``I_{C_out} (x) [d vecZ_j/d vecK_{j,1} ... d vecZ_j/d vecK_{j,C_in}]``.  For a
+batch, ``dZ/dA`` is block diagonal over samples and ``dZ/dK`` stacks the samples' rows
+(``K`` is shared).
+
+References: the note, sections 2, 3.1.5, 3.1.6 and 4 (appendix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from ..budget import check_budget, csr_nbytes
+from ..jacobian import Jacobian
+from ..vec import as_float_array, as_pair, conv_output_shape, vec
+
+__all__ = [
+    "ConvPattern",
+    "conv_pattern",
+    "conv_wrt_input",
+    "conv_wrt_kernel",
+    "conv_wrt_bias",
+    "conv_block_wrt_input",
+    "conv_block_wrt_kernel",
+    "clear_pattern_cache",
+]
+
+
+@dataclass(frozen=True)
+class ConvPattern:
+    """Sparsity pattern of a convolution's Jacobians, shared by ``dZ/dA`` and ``dZ/dK``.
+
+    Attributes
+    ----------
+    indptr : ndarray, shape (N*C_out*h_z*w_z + 1,)
+        CSR row pointers; rows are ``vec(Z)`` positions.
+    a_index : ndarray, shape (nnz,)
+        For each stored entry, the ``vec(A)`` position of the input entry it involves:
+        the column in ``dZ/dA``, the gather map of ``dZ/dK``.
+    k_index : ndarray, shape (nnz,)
+        For each stored entry, the ``vec(K)`` position of the kernel entry it involves:
+        the column in ``dZ/dK``, the gather map of ``dZ/dA``.
+    input_shape, kernel_shape, output_shape : tuple of int
+        With a leading ``N`` in ``input_shape`` and ``output_shape`` for a batch.
+    """
+
+    indptr: NDArray
+    a_index: NDArray
+    k_index: NDArray
+    input_shape: tuple[int, ...]
+    kernel_shape: tuple[int, int, int, int]
+    output_shape: tuple[int, ...]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.a_index.size)
+
+
+def conv_pattern(input_shape, kernel_shape, stride=1, padding=0) -> ConvPattern:
+    """The (cached) sparsity pattern of a convolution's Jacobians.
+
+    Parameters
+    ----------
+    input_shape : (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
+    kernel_shape : (C_out, C_in, h_k, w_k)
+    stride, padding : int or pair
+
+    Returns
+    -------
+    ConvPattern
+        Its arrays are read-only: they are shared by every Jacobian built from the cache.
+    """
+    input_shape, kernel_shape, stride, padding = _normalise(
+        input_shape, kernel_shape, stride, padding
+    )
+    return _pattern(input_shape, kernel_shape, stride, padding)
+
+
+def conv_nnz(input_shape, kernel_shape, stride=1, padding=0) -> int:
+    """Exact number of stored entries of ``dZ/dA`` (and of ``dZ/dK``), from shapes alone."""
+    input_shape, kernel_shape, stride, padding = _normalise(
+        input_shape, kernel_shape, stride, padding
+    )
+    return _nnz(input_shape, kernel_shape, stride, padding)
+
+
+def conv_wrt_input(
+    K: ArrayLike,
+    input_shape,
+    stride=1,
+    padding=0,
+    *,
+    of: str = "Z",
+    wrt: str = "A",
+    max_bytes: int | None = None,
+) -> Jacobian:
+    """``d vecZ / d vecA`` of ``Z = A * K + b``, stacked over channels (and samples).
+
+    Parameters
+    ----------
+    K : array_like, shape (C_out, C_in, h_k, w_k)
+    input_shape : (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
+    stride, padding : int or pair
+    of, wrt : str
+        Names of ``Z`` and ``A`` in the note's symbols (``"Z2"``, ``"A1"``).
+    max_bytes : int, optional
+        Memory budget for this call (default: :func:`vecjac.get_memory_budget`).
+
+    Returns
+    -------
+    J : Jacobian, shape (C_out h_z w_z, C_in h_a w_a), or ``N`` times each for a batch
+        Block ``(j, i)`` is the note's ``d vecZ_j / d vecA_i``; its entries are entries of
+        ``K_{j,i}``.  For a batch the matrix is block diagonal over samples.
+    """
+    K = as_float_array(K, "K", ndims=(4,))
+    pattern = _checked_pattern(input_shape, K.shape, stride, padding, K.dtype, max_bytes)
+    data = vec(K)[pattern.k_index]
+    return _jacobian(data, pattern.a_index, pattern, pattern.input_shape, of, wrt)
+
+
+def conv_wrt_kernel(
+    A: ArrayLike,
+    kernel_shape,
+    stride=1,
+    padding=0,
+    *,
+    of: str = "Z",
+    wrt: str = "K",
+    max_bytes: int | None = None,
+) -> Jacobian:
+    """``d vecZ / d vecK`` of ``Z = A * K + b``, stacked over kernels (and samples).
+
+    Parameters
+    ----------
+    A : array_like, shape (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
+    kernel_shape : (C_out, C_in, h_k, w_k)
+    stride, padding, of, wrt, max_bytes : as :func:`conv_wrt_input`
+
+    Returns
+    -------
+    J : Jacobian, shape (C_out h_z w_z, C_out C_in h_k w_k), rows ``N`` times for a batch
+        Block ``(j, (j, i))`` is the note's ``d vecZ_j / d vecK_{j,i}``, built from ``A_i``
+        alone; blocks ``(j, (j', i))`` with ``j' != j`` are zero.  For a batch the samples'
+        rows are stacked, since every sample shares ``K``.
+    """
+    A = as_float_array(A, "A", ndims=(3, 4))
+    kernel_shape = tuple(int(s) for s in kernel_shape)
+    pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes)
+    data = vec(A)[pattern.a_index]
+    return _jacobian(data, pattern.k_index, pattern, pattern.kernel_shape, of, wrt)
+
+
+def conv_wrt_bias(output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float64) -> Jacobian:
+    """``d vecZ / d b``: a one in column ``j`` of every row of output channel ``j``.
+
+    Parameters
+    ----------
+    output_shape : (C_out, h_z, w_z) or (N, C_out, h_z, w_z)
+
+    Returns
+    -------
+    J : Jacobian, shape (prod(output_shape), C_out)
+        Per channel, the note's ``d vecZ_j / d b_j = 1_(h_z w_z, 1)``.
+    """
+    output_shape = tuple(int(s) for s in output_shape)
+    if len(output_shape) not in (3, 4) or min(output_shape) < 1:
+        raise ValueError(
+            f"output_shape must be (C_out, h_z, w_z) or (N, C_out, h_z, w_z) with positive "
+            f"sizes, got {output_shape}"
+        )
+    c_out, hw = output_shape[-3], output_shape[-1] * output_shape[-2]
+    n_rows = int(np.prod(output_shape))
+    columns = np.broadcast_to(np.arange(c_out, dtype=np.int32)[:, None], (c_out, hw)).ravel()
+    indices = np.tile(columns, n_rows // (c_out * hw))
+    indptr = np.arange(n_rows + 1, dtype=np.int32)
+    matrix = sp.csr_array((np.ones(n_rows, dtype=dtype), indices, indptr), shape=(n_rows, c_out))
+    return Jacobian(matrix, of, wrt, output_shape, (c_out,))
+
+
+def conv_block_wrt_kernel(A_i: ArrayLike, kernel_size, stride=1, padding=0) -> Jacobian:
+    """Block form: the note's ``d vecZ_j / d vecK_{j,i}``, from channel ``A_i`` alone.
+
+    Parameters
+    ----------
+    A_i : array_like, shape (h_a, w_a)
+    kernel_size : int or (h_k, w_k)
+
+    Returns
+    -------
+    J : Jacobian ``dZ_j/dK_ji``, shape (h_z w_z, h_k w_k); the same for every ``j``.
+    """
+    A_i = as_float_array(A_i, "A_i", ndims=(2,))
+    hk, wk = as_pair(kernel_size, "kernel_size", 1)
+    J = conv_wrt_kernel(A_i[None], (1, 1, hk, wk), stride, padding)
+    return Jacobian(J.matrix, "Z_j", "K_ji", J.of_shape[1:], (hk, wk))
+
+
+def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0) -> Jacobian:
+    """Block form: the note's ``d vecZ_j / d vecA_i``, from ``K_{j,i}`` alone.
+
+    Parameters
+    ----------
+    K_ji : array_like, shape (h_k, w_k)
+    input_size : int or (h_a, w_a)
+
+    Returns
+    -------
+    J : Jacobian ``dZ_j/dA_i``, shape (h_z w_z, h_a w_a).
+    """
+    K_ji = as_float_array(K_ji, "K_ji", ndims=(2,))
+    ha, wa = as_pair(input_size, "input_size", 1)
+    J = conv_wrt_input(K_ji[None, None], (1, ha, wa), stride, padding)
+    return Jacobian(J.matrix, "Z_j", "A_i", J.of_shape[1:], (ha, wa))
+
+
+def clear_pattern_cache() -> None:
+    """Forget every cached convolution pattern (they hold memory proportional to nnz)."""
+    _pattern.cache_clear()
+
+
+# --- construction -------------------------------------------------------------------------
+def _normalise(input_shape, kernel_shape, stride, padding):
+    input_shape = tuple(int(s) for s in input_shape)
+    kernel_shape = tuple(int(s) for s in kernel_shape)
+    if len(input_shape) not in (3, 4):
+        raise ValueError(
+            f"input_shape must be (C_in, h_a, w_a) or (N, C_in, h_a, w_a), got {input_shape}"
+        )
+    if len(kernel_shape) != 4:
+        raise ValueError(f"kernel_shape must be (C_out, C_in, h_k, w_k), got {kernel_shape}")
+    if min(input_shape) < 1 or min(kernel_shape) < 1:
+        raise ValueError(
+            f"sizes must be positive: input_shape {input_shape}, kernel_shape {kernel_shape}"
+        )
+    if input_shape[-3] != kernel_shape[1]:
+        raise ValueError(
+            f"channel mismatch: input has {input_shape[-3]} channels but the kernels expect "
+            f"C_in = {kernel_shape[1]} (kernel_shape {kernel_shape} = (C_out, C_in, h_k, w_k))"
+        )
+    stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    conv_output_shape(input_shape[-2:], kernel_shape[2:], stride, padding)
+    return input_shape, kernel_shape, stride, padding
+
+
+def _valid_offsets(n_out: int, n_in: int, k: int, s: int, p: int) -> tuple[NDArray, NDArray]:
+    """Input positions ``x s + u - p`` of output ``x`` and kernel offset ``u``, and validity."""
+    pos = np.arange(n_out)[:, None] * s + np.arange(k)[None, :] - p
+    return pos, (pos >= 0) & (pos < n_in)
+
+
+def _nnz(input_shape, kernel_shape, stride, padding) -> int:
+    n = input_shape[0] if len(input_shape) == 4 else 1
+    c_out, c_in, hk, wk = kernel_shape
+    ha, wa = input_shape[-2:]
+    hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
+    rows_ok = _valid_offsets(hz, ha, hk, stride[0], padding[0])[1].sum()
+    cols_ok = _valid_offsets(wz, wa, wk, stride[1], padding[1])[1].sum()
+    return int(n * c_out * c_in * rows_ok * cols_ok)
+
+
+def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_bytes):
+    input_shape, kernel_shape, stride, padding = _normalise(
+        input_shape, kernel_shape, stride, padding
+    )
+    nnz = _nnz(input_shape, kernel_shape, stride, padding)
+    hz, wz = conv_output_shape(input_shape[-2:], kernel_shape[2:], stride, padding)
+    n_rows = (input_shape[0] if len(input_shape) == 4 else 1) * kernel_shape[0] * hz * wz
+    index_size = 4 if nnz < 2**31 else 8
+    estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize) + nnz * index_size
+    check_budget(estimate, f"convolution Jacobian ({nnz} stored entries)", max_bytes)
+    return _pattern(input_shape, kernel_shape, stride, padding)
+
+
+@lru_cache(maxsize=64)
+def _pattern(input_shape, kernel_shape, stride, padding) -> ConvPattern:
+    if len(input_shape) == 4:
+        return _batch_pattern(_pattern(input_shape[1:], kernel_shape, stride, padding), input_shape)
+    c_in, ha, wa = input_shape
+    c_out, _, hk, wk = kernel_shape
+    (hs, ws), (hp, wp) = stride, padding
+    hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
+    r, r_ok = _valid_offsets(hz, ha, hk, hs, hp)  # (h_z, h_k): input row of (x, u)
+    s, s_ok = _valid_offsets(wz, wa, wk, ws, wp)  # (w_z, w_k): input column of (y, v)
+
+    # One output channel's rows, in vec(Z_j) order (y, x); entries in column order (i, v, u).
+    shape = (wz, hz, c_in, wk, hk)
+    valid = np.broadcast_to((s_ok[:, None, None, :, None] & r_ok[None, :, None, None, :]), shape)
+    i = np.arange(c_in)[None, None, :, None, None]
+    a_all = i * (ha * wa) + s[:, None, None, :, None] * ha + r[None, :, None, None, :]
+    k_all = i * (hk * wk) + np.arange(wk)[:, None] * hk + np.arange(hk)[None, :]
+    itype = _index_dtype(c_out * c_in * hz * wz * hk * wk, c_in * ha * wa)
+    a_row = np.broadcast_to(a_all, shape)[valid].astype(itype)
+    k_row = np.broadcast_to(k_all, shape)[valid].astype(itype)
+    counts = valid.sum(axis=(2, 3, 4), dtype=itype).ravel()  # per (y, x)
+
+    # Every output channel j repeats the rows, with kernel j's entries.
+    a_index = np.tile(a_row, c_out)
+    k_index = (k_row[None, :] + (np.arange(c_out, dtype=itype) * (c_in * hk * wk))[:, None]).ravel()
+    indptr = np.zeros(c_out * hz * wz + 1, dtype=itype)
+    np.cumsum(np.tile(counts, c_out), out=indptr[1:])
+    return _frozen(indptr, a_index, k_index, input_shape, kernel_shape, (c_out, hz, wz))
+
+
+def _batch_pattern(single: ConvPattern, input_shape) -> ConvPattern:
+    n = input_shape[0]
+    a_size = int(np.prod(input_shape[1:]))
+    itype = _index_dtype(n * single.nnz, n * a_size)
+    offsets = np.arange(n, dtype=itype)[:, None]
+    a_index = (single.a_index.astype(itype)[None, :] + offsets * a_size).ravel()
+    k_index = np.tile(single.k_index.astype(itype), n)
+    indptr = np.concatenate(
+        [[0], (single.indptr[1:].astype(itype)[None, :] + offsets * single.nnz).ravel()]
+    ).astype(itype)
+    return _frozen(
+        indptr, a_index, k_index, input_shape, single.kernel_shape, (n,) + single.output_shape
+    )
+
+
+def _frozen(indptr, a_index, k_index, input_shape, kernel_shape, output_shape) -> ConvPattern:
+    for array in (indptr, a_index, k_index):
+        array.setflags(write=False)
+    return ConvPattern(indptr, a_index, k_index, input_shape, kernel_shape, output_shape)
+
+
+def _index_dtype(*sizes: int):
+    return np.int32 if max(sizes) < 2**31 - 1 else np.int64
+
+
+def _jacobian(data, indices, pattern: ConvPattern, wrt_shape, of, wrt) -> Jacobian:
+    n_rows = pattern.indptr.size - 1
+    n_cols = int(np.prod(wrt_shape))
+    matrix = sp.csr_array((data, indices, pattern.indptr), shape=(n_rows, n_cols), copy=False)
+    return Jacobian(matrix, of, wrt, pattern.output_shape, wrt_shape)
