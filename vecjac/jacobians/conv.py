@@ -74,6 +74,11 @@ class ConvPattern:
     k_index : ndarray, shape (nnz,)
         For each stored entry, the ``vec(K)`` position of the kernel entry it involves:
         the column in ``dZ/dK``, the gather map of ``dZ/dA``.
+    a_local, k_local : ndarray of intp, shape (nnz / (N C_out),)
+        The same two maps for the rows of one output channel of one sample, relative to that
+        sample's ``vec(A_n)`` and to kernel ``j``'s ``vec(K_j)``.  Every other channel and
+        sample repeats them, so values are gathered through these short maps (a compact
+        gather is about three times faster than one through ``a_index`` / ``k_index``).
     input_shape, kernel_shape, output_shape : tuple of int
         With a leading ``N`` in ``input_shape`` and ``output_shape`` for a batch.
     """
@@ -81,6 +86,8 @@ class ConvPattern:
     indptr: NDArray
     a_index: NDArray
     k_index: NDArray
+    a_local: NDArray
+    k_local: NDArray
     input_shape: tuple[int, ...]
     kernel_shape: tuple[int, int, int, int]
     output_shape: tuple[int, ...]
@@ -148,7 +155,10 @@ def conv_wrt_input(
     """
     K = as_float_array(K, "K", ndims=(4,))
     pattern = _checked_pattern(input_shape, K.shape, stride, padding, K.dtype, max_bytes)
-    data = vec(K)[pattern.k_index]
+    n_samples = pattern.input_shape[0] if len(pattern.input_shape) == 4 else 1
+    data = np.take(vec(K).reshape(K.shape[0], -1), pattern.k_local, axis=1).ravel()
+    if n_samples > 1:  # dZ/dA of a batch repeats K in every diagonal block
+        data = _repeat(data, n_samples)
     return _jacobian(data, pattern.a_index, pattern, pattern.input_shape, of, wrt)
 
 
@@ -180,7 +190,11 @@ def conv_wrt_kernel(
     A = as_float_array(A, "A", ndims=(3, 4))
     kernel_shape = tuple(int(s) for s in kernel_shape)
     pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes)
-    data = vec(A)[pattern.a_index]
+    per_sample = np.take(vec(A).reshape(-1, A[0].size if A.ndim == 4 else A.size),
+                         pattern.a_local, axis=1)
+    data = np.broadcast_to(  # every kernel j reads the same entries of A
+        per_sample[:, None, :], (per_sample.shape[0], kernel_shape[0], per_sample.shape[1])
+    ).ravel()
     return _jacobian(data, pattern.k_index, pattern, pattern.kernel_shape, of, wrt)
 
 
@@ -328,11 +342,14 @@ def _pattern(input_shape, kernel_shape, stride, padding) -> ConvPattern:
     counts = valid.sum(axis=(2, 3, 4), dtype=itype).ravel()  # per (y, x)
 
     # Every output channel j repeats the rows, with kernel j's entries.
-    a_index = np.tile(a_row, c_out)
+    a_index = _repeat(a_row, c_out)
     k_index = (k_row[None, :] + (np.arange(c_out, dtype=itype) * (c_in * hk * wk))[:, None]).ravel()
     indptr = np.zeros(c_out * hz * wz + 1, dtype=itype)
-    np.cumsum(np.tile(counts, c_out), out=indptr[1:])
-    return _frozen(indptr, a_index, k_index, input_shape, kernel_shape, (c_out, hz, wz))
+    np.cumsum(_repeat(counts, c_out), out=indptr[1:])
+    return _frozen(
+        indptr, a_index, k_index, a_row.astype(np.intp), k_row.astype(np.intp),
+        input_shape, kernel_shape, (c_out, hz, wz),
+    )
 
 
 def _batch_pattern(single: ConvPattern, input_shape) -> ConvPattern:
@@ -341,19 +358,25 @@ def _batch_pattern(single: ConvPattern, input_shape) -> ConvPattern:
     itype = _index_dtype(n * single.nnz, n * a_size)
     offsets = np.arange(n, dtype=itype)[:, None]
     a_index = (single.a_index.astype(itype)[None, :] + offsets * a_size).ravel()
-    k_index = np.tile(single.k_index.astype(itype), n)
+    k_index = _repeat(single.k_index.astype(itype), n)
     indptr = np.concatenate(
         [[0], (single.indptr[1:].astype(itype)[None, :] + offsets * single.nnz).ravel()]
     ).astype(itype)
     return _frozen(
-        indptr, a_index, k_index, input_shape, single.kernel_shape, (n,) + single.output_shape
+        indptr, a_index, k_index, single.a_local, single.k_local,
+        input_shape, single.kernel_shape, (n,) + single.output_shape,
     )
 
 
-def _frozen(indptr, a_index, k_index, input_shape, kernel_shape, output_shape) -> ConvPattern:
-    for array in (indptr, a_index, k_index):
+def _frozen(*arrays_and_shapes) -> ConvPattern:
+    for array in arrays_and_shapes[:5]:
         array.setflags(write=False)
-    return ConvPattern(indptr, a_index, k_index, input_shape, kernel_shape, output_shape)
+    return ConvPattern(*arrays_and_shapes)
+
+
+def _repeat(x: NDArray, times: int) -> NDArray:
+    """``np.tile(x, times)`` for a 1-D ``x``, as one broadcast copy (np.tile is ~10x slower)."""
+    return np.broadcast_to(x, (times, x.size)).ravel()
 
 
 def _index_dtype(*sizes: int):
