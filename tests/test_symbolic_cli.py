@@ -62,9 +62,13 @@ def test_explain_prints_the_appendix(capsys):
     assert "dvecZ/dvecbeta (12 x 4)" in out and "dvecZ/dvecA (12 x 12)" in out
 
 
-def test_demo_passes_its_checks(capsys):
-    assert main(["demo"]) == 0
-    assert "all checks passed" in capsys.readouterr().out
+def test_demo_passes_its_checks(capsys, tmp_path):
+    """The main job, end to end, as a user runs it (writes its figures into tmp_path)."""
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "all checks passed" in out and "dvecZ2/dvecA1" in out
+    assert (tmp_path / "chain.png").stat().st_size > 10_000
+    assert (tmp_path / "loss.png").exists() and (tmp_path / "dZ2_dA1.png").exists()
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["explain", "--help"]])

@@ -20,8 +20,11 @@ This module knows nothing of Jacobians.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import special
 from numpy.typing import ArrayLike, NDArray
 
 from .vec import as_float_array, as_pair, conv_output_shape
@@ -139,6 +142,12 @@ def kernel_gradient(X: ArrayLike, dZ: ArrayLike, kernel_size, stride=1, padding=
     dZ = _batched(as_float_array(dZ, "dZ", ndims=(3, 4)))
     hk, wk = as_pair(kernel_size, "kernel_size", 1)
     hp, wp = as_pair(padding, "padding", 0)
+    hz, wz = conv_output_shape(X.shape[2:], (hk, wk), stride, padding)
+    if dZ.shape[0] != X.shape[0] or dZ.shape[2:] != (hz, wz):
+        raise ValueError(
+            f"dZ has shape {dZ.shape}, but X {X.shape} with a {hk}x{wk} kernel, stride "
+            f"{stride} and padding {padding} gives outputs of shape ({X.shape[0]}, C_out, {hz}, {wz})"
+        )
     X_pad = np.pad(X, ((0, 0), (0, 0), (hp, hp), (wp, wp)))
     D = dilate(dZ, stride)
     # batch <- channels of X, channels <- samples: sum over samples is the channel sum.
@@ -179,6 +188,13 @@ def input_gradient(dZ: ArrayLike, K: ArrayLike, input_size, stride=1, padding=0)
     ha, wa = as_pair(input_size, "input_size", 1)
     hp, wp = as_pair(padding, "padding", 0)
     hk, wk = K.shape[2:]
+    hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
+    if dZ.shape[1:] != (K.shape[0], hz, wz):
+        raise ValueError(
+            f"dZ has shape {dZ.shape[1:] if single else dZ.shape}, but K {K.shape} on an input "
+            f"of {ha}x{wa} with stride {stride} and padding {padding} gives (C_out, h_z, w_z) = "
+            f"{(K.shape[0], hz, wz)}"
+        )
     D = dilate(dZ, stride)
     extra_h = ha + 2 * hp - (D.shape[2] + hk - 1)  # rows of the padded input no window reached
     extra_w = wa + 2 * wp - (D.shape[3] + wk - 1)
@@ -223,3 +239,578 @@ def _check_upstream(dZ, A, K, stride, padding, single) -> NDArray:
     if got != expected:
         raise ValueError(f"dZ has shape {dZ.shape}, expected {expected[1:] if single else expected}")
     return dZ[None] if single else dZ
+
+
+# ==========================================================================================
+# Pooling (section 3.1.3), activations (3.1.4), the fully-connected layer (3.1.1), losses.
+#
+# Pooling works channel by channel: A_j = f_pool(I_j).  Average pooling is, literally as the
+# note builds it, the convolution A_j = I_j * P with the constant kernel P = 1/(h_l w_l) and
+# the pool's own padding and stride (zeros of the padding count in the mean).  Max pooling
+# keeps the note's "switches" (the window entry of each maximum); padding acts as -inf.
+# L2-norm pooling is A = sqrt(I^2 * 1), so dA_xy/dI_pq = I_pq / A_xy (0 where A_xy = 0).
+# The direct path sums (or maximises) the h_l w_l strided views of the padded input, one per
+# window offset, and adds windows back the same way (col2im), as conv2d_backward does.
+#
+# The FC part uses the note's layout, features x samples: one sample is a vector (n,), a
+# batch a matrix (n, N) whose columns are samples, so Z3 = W3^T B2 + b3 holds as written.
+# ==========================================================================================
+POOL_KINDS = ("avg", "max", "l2")
+TIE_RULES = ("first", "split")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
+LOSSES = ("squared_error", "binary_cross_entropy", "cross_entropy")
+LOGIT_LOSSES = ("cross_entropy", "binary_cross_entropy")
+REDUCTIONS = ("sum", "mean")
+
+__all__ += [
+    "POOL_KINDS",
+    "TIE_RULES",
+    "ACTIVATIONS",
+    "LOSSES",
+    "REDUCTIONS",
+    "PoolArgs",
+    "check_pool_args",
+    "pool2d",
+    "pool2d_backward",
+    "max_pool_switches",
+    "max_pool_shares",
+    "activate",
+    "activate_backward",
+    "activation_derivative",
+    "dense",
+    "dense_backward",
+    "as_targets",
+    "loss",
+    "loss_backward",
+    "loss_from_logits",
+]
+
+
+class PoolArgs(NamedTuple):
+    """Validated pooling arguments: every pair normalised, the output shape computed."""
+
+    kind: str
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    ties: str
+    output_shape: tuple[int, ...]
+
+    @property
+    def geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """``(size, stride, padding)``, the positional arguments after ``kind``."""
+        return self.size, self.stride, self.padding
+
+
+def check_pool_args(
+    input_shape, kind: str = "avg", size=2, stride=None, padding=0, ties: str = "first"
+) -> PoolArgs:
+    """Validate pooling arguments against an input shape, before anything is allocated.
+
+    Parameters
+    ----------
+    input_shape : (C, h_z, w_z) or (N, C, h_z, w_z)
+        The shape of ``I`` (the note calls the pooled map's size ``h_z x w_z``).
+    kind : {"avg", "max", "l2"}
+    size : int or (h_l, w_l)
+        The pooling window ``P``.
+    stride : int or pair, optional
+        ``None`` (default) means the window size: non-overlapping windows.
+    padding : int or pair
+        At most half the window for max pooling (every window must hold an input entry).
+    ties : {"first", "split"}
+        Tie rule of max pooling (ignored by the other kinds).
+
+    Returns
+    -------
+    PoolArgs
+        ``output_shape`` is ``(C, h_a, w_a)`` or ``(N, C, h_a, w_a)`` with
+        ``h_a = floor((h_z + 2 h_p - h_l) / h_s) + 1``.
+    """
+    _check_choice(kind, "kind", POOL_KINDS)
+    _check_choice(ties, "ties", TIE_RULES)
+    size = as_pair(size, "size", 1)
+    stride = size if stride is None else as_pair(stride, "stride", 1)
+    padding = as_pair(padding, "padding", 0)
+    if kind == "max" and (padding[0] > size[0] // 2 or padding[1] > size[1] // 2):
+        raise ValueError(
+            f"padding {padding} is larger than half the pool size {size}: max pooling "
+            "needs padding <= size // 2 so that every window holds an input entry"
+        )
+    input_shape = tuple(int(s) for s in input_shape)
+    hw = conv_output_shape(input_shape[-2:], size, stride, padding, name="pool size")
+    return PoolArgs(kind, size, stride, padding, ties, input_shape[:-2] + hw)
+
+
+def pool2d(I: ArrayLike, kind: str = "avg", size=2, stride=None, padding=0) -> NDArray:
+    """``A_j = f_pool(I_j)`` for every channel (and sample), as section 2 of the note.
+
+    Parameters
+    ----------
+    I : array_like, shape (C, h_z, w_z) or (N, C, h_z, w_z)
+    kind : {"avg", "max", "l2"}
+        ``"avg"``: ``I_j * P`` with ``P = 1/(h_l w_l)`` (padding zeros count in the mean);
+        ``"max"``: window maximum, padding acting as -inf;
+        ``"l2"``: ``sqrt`` of the window's sum of squares (padding zeros add nothing).
+        Computed as sums (maxima) of the ``h_l w_l`` strided views of the padded input, one
+        per window offset; equal to :func:`conv2d` with ``P`` for every channel (tested).
+    size, stride, padding : see :func:`check_pool_args`
+
+    Returns
+    -------
+    A : ndarray, shape (C, h_a, w_a) or (N, C, h_a, w_a)
+    """
+    I = as_float_array(I, "I", ndims=(3, 4))
+    args = check_pool_args(I.shape, kind, size, stride, padding)
+    if args.kind == "max":
+        return _window_max(I, args)
+    if args.kind == "avg":
+        return _window_sum(I, args) / (args.size[0] * args.size[1])
+    return np.sqrt(_window_sum(I * I, args))
+
+
+def pool2d_backward(
+    dA: ArrayLike,
+    I: ArrayLike,
+    kind: str = "avg",
+    size=2,
+    stride=None,
+    padding=0,
+    ties: str = "first",
+) -> NDArray:
+    """Back-propagate ``dA = dL/dA`` through :func:`pool2d`: returns ``dI = dL/dI``.
+
+    Every window ``(x, y)`` sends ``dA_xy`` back to its entries with the weights
+    ``dA_xy/dI_pq``: ``1/(h_l w_l)`` (avg), the switches (max), ``I_pq / A_xy`` (l2, 0 where
+    ``A_xy = 0``); overlapping windows add up.
+
+    Parameters
+    ----------
+    dA : array_like, shape of ``pool2d(I, ...)``
+    I, kind, size, stride, padding : as :func:`pool2d`
+    ties : {"first", "split"}
+        Max pooling only; see :func:`max_pool_shares`.
+
+    Returns
+    -------
+    dI : ndarray, shape of I
+    """
+    I = as_float_array(I, "I", ndims=(3, 4))
+    args = check_pool_args(I.shape, kind, size, stride, padding, ties)
+    dA = as_float_array(dA, "dA", ndims=(I.ndim,))
+    if dA.shape != args.output_shape:
+        raise ValueError(f"dA has shape {dA.shape}, the pooled output {args.output_shape}")
+    if args.kind == "l2":
+        A = pool2d(I, "l2", *args.geometry)
+        G = np.divide(dA, A, out=np.zeros_like(A), where=A > 0)  # 0 where A_xy = 0
+        G = np.broadcast_to(G[..., None, None], G.shape + args.size)
+        return I * _col2im(G, I.shape, args)
+    if args.kind == "avg":
+        weights = np.full(args.size, 1.0 / (args.size[0] * args.size[1]), dtype=I.dtype)  # P
+    else:
+        weights = max_pool_shares(I, *args.geometry, ties=args.ties)
+    return _col2im(weights * dA[..., None, None], I.shape, args)
+
+
+def max_pool_switches(I: ArrayLike, size=2, stride=None, padding=0) -> NDArray:
+    """The note's switches: where in each window the (first) maximum sits.
+
+    Parameters
+    ----------
+    I : array_like, shape (C, h_z, w_z) or (N, C, h_z, w_z)
+    size, stride, padding : see :func:`check_pool_args` (padding acts as -inf)
+
+    Returns
+    -------
+    k : ndarray of int8 (int32 for windows of more than 127 entries),
+        shape (C, h_a, w_a) or (N, C, h_a, w_a)
+        ``k = u w_l + v`` for the window offset ``(u, v)`` of the first maximal entry in
+        row-major window order.
+    """
+    I = as_float_array(I, "I", ndims=(3, 4))
+    args = check_pool_args(I.shape, "max", size, stride, padding)
+    A = _window_max(I, args)
+    views = _offset_views(I, args, -np.inf)
+    found = next(views) == A
+    switches = np.zeros(A.shape, dtype=np.int8 if np.prod(args.size) < 128 else np.int32)
+    for k, window in enumerate(views, start=1):
+        first = window == A
+        first &= ~found  # a maximum earlier in row-major window order keeps the switch
+        found |= first
+        switches += first * switches.dtype.type(k)
+    return switches
+
+
+def max_pool_shares(
+    I: ArrayLike, size=2, stride=None, padding=0, ties: str = "first"
+) -> NDArray:
+    """``dA_xy / dI_pad[x h_s + u, y w_s + v]`` of max pooling, for every window entry.
+
+    Parameters
+    ----------
+    I : array_like, shape (C, h_z, w_z) or (N, C, h_z, w_z)
+    size, stride, padding : see :func:`check_pool_args`
+    ties : {"first", "split"}
+        ``"first"`` (default): the whole derivative goes to the first maximal entry in
+        row-major window order, which is what ``torch.nn.functional.max_pool2d`` records as
+        its index.  ``"split"``: ``1/t`` to each of the ``t`` tied maximal entries, a valid
+        subgradient, which is how ``torch.amax`` and ``jax.numpy.max`` differentiate a
+        maximum ("evenly distribute gradient between equal values").
+
+    Returns
+    -------
+    shares : ndarray, shape (C, h_a, w_a, h_l, w_l) or (N, C, h_a, w_a, h_l, w_l)
+        Each window's shares sum to 1; padding entries get 0.
+    """
+    I = as_float_array(I, "I", ndims=(3, 4))
+    args = check_pool_args(I.shape, "max", size, stride, padding, ties)
+    h_l, w_l = args.size
+    if args.ties == "first":
+        k = max_pool_switches(I, *args.geometry)
+        return (k[..., None] == np.arange(h_l * w_l)).reshape(k.shape + args.size).astype(I.dtype)
+    windows = _pool_windows(I, args, -np.inf)
+    tied = windows == _window_max(I, args)[..., None, None]
+    return (tied / tied.sum(axis=(-2, -1), keepdims=True)).astype(I.dtype)
+
+
+# --- activations (section 3.1.4) ----------------------------------------------------------
+def activate(Z: ArrayLike, kind: str, *, negative_slope: float = 0.01) -> NDArray:
+    """``I = f_activation(Z)``, element-wise, or softmax over the features axis.
+
+    Parameters
+    ----------
+    Z : array_like, any shape for the element-wise kinds; (n,) or (n, N) for softmax
+    kind : {"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax"}
+        ``softplus(z) = log(1 + e^z)`` via ``logaddexp``; ``sigmoid`` via
+        ``scipy.special.expit``; ``softmax`` stable (``scipy.special.softmax``), over axis 0
+        (the features of the FC layout ``(n, N)``).
+    negative_slope : float
+        Slope of ``leaky_relu`` for ``z <= 0`` (default 0.01).
+
+    Returns
+    -------
+    I : ndarray, shape of Z
+        Finite for every finite ``Z`` (inputs of magnitude 1000 included), with no warning.
+    """
+    Z = _activation_input(Z, kind)
+    if kind == "softmax":
+        return special.softmax(Z, axis=0)
+    if kind == "sigmoid":
+        return special.expit(Z)
+    if kind == "tanh":
+        return np.tanh(Z)
+    if kind == "relu":
+        return np.maximum(Z, 0)
+    if kind == "leaky_relu":
+        return np.where(Z > 0, Z, Z * Z.dtype.type(negative_slope))
+    if kind == "softplus":
+        return np.logaddexp(Z.dtype.type(0), Z)
+    return Z.copy()
+
+
+def activation_derivative(Z: ArrayLike, kind: str, *, negative_slope: float = 0.01) -> NDArray:
+    """``f'(Z)`` of an element-wise activation: the diagonal of ``d vecI / d vecZ``.
+
+    ReLU's derivative at 0 is 0; leaky ReLU's is ``negative_slope`` there.  Softmax is not
+    element-wise and is refused (use :func:`activate_backward` or
+    :func:`vecjac.jacobians.activation`).
+
+    Returns
+    -------
+    ndarray, shape of Z
+    """
+    Z = _activation_input(Z, kind)
+    if kind == "softmax":
+        raise ValueError("kind 'softmax' is not element-wise: it has no diagonal derivative")
+    one = Z.dtype.type(1)
+    if kind == "sigmoid":  # s (1 - s) = e / (1 + e)^2 with e = exp(-|z|) in (0, 1]:
+        e = np.abs(Z)  # accurate in both tails, and numpy's SIMD exp beats expit
+        np.exp(np.negative(e, out=e), out=e)
+        denominator = e + one
+        denominator *= denominator
+        return np.divide(e, denominator, out=e)
+    if kind == "softplus":
+        return special.expit(Z)
+    if kind == "tanh":
+        return one - np.tanh(Z) ** 2
+    if kind == "relu":
+        return (Z > 0).astype(Z.dtype)
+    if kind == "leaky_relu":
+        return np.where(Z > 0, one, Z.dtype.type(negative_slope))
+    return np.ones_like(Z)
+
+
+def activate_backward(
+    dI: ArrayLike, Z: ArrayLike, kind: str, *, negative_slope: float = 0.01
+) -> NDArray:
+    """Back-propagate ``dI = dL/dI`` through :func:`activate`: returns ``dZ = dL/dZ``.
+
+    Element-wise kinds: ``dZ = f'(Z) dI``.  Softmax, per sample ``s``:
+    ``dZ = s (dI - s^T dI)``, i.e. ``(diag(s) - s s^T) dI``.
+    """
+    Z = _activation_input(Z, kind)
+    dI = as_float_array(dI, "dI")
+    if dI.shape != Z.shape:
+        raise ValueError(f"dI has shape {dI.shape}, Z has shape {Z.shape}; they must be equal")
+    if kind == "softmax":
+        s = special.softmax(Z, axis=0)
+        return s * (dI - (s * dI).sum(axis=0))
+    return activation_derivative(Z, kind, negative_slope=negative_slope) * dI
+
+
+# --- the fully-connected layer (section 3.1.1) --------------------------------------------
+def dense(B: ArrayLike, W: ArrayLike, b: ArrayLike | None = None) -> NDArray:
+    """``Z3 = W3^T B2 + b3``, features x samples.
+
+    Parameters
+    ----------
+    B : array_like, shape (n_in,) or (n_in, N)
+        One sample, or a batch whose columns are samples.
+    W : array_like, shape (n_in, n_out)
+    b : array_like, shape (n_out,), optional
+        Added to every column.
+
+    Returns
+    -------
+    Z : ndarray, shape (n_out,) or (n_out, N)
+    """
+    B, W = _check_dense_args(B, W)
+    Z = W.T @ B
+    if b is not None:
+        b = as_float_array(b, "b", ndims=(1,))
+        if b.shape != (W.shape[1],):
+            raise ValueError(f"b has shape {b.shape}, expected (n_out,) = ({W.shape[1]},)")
+        Z += b if B.ndim == 1 else b[:, None]
+    return Z
+
+
+def dense_backward(
+    dZ: ArrayLike, B: ArrayLike, W: ArrayLike
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Back-propagate ``dZ = dL/dZ3`` through :func:`dense`.
+
+    The note's section 3.1.1, as gradients: ``dB = W dZ``, ``dW = B dZ^T``, ``db = dZ 1``
+    (sums over the batch's columns).
+
+    Returns
+    -------
+    dB : ndarray, shape of B
+    dW : ndarray, shape (n_in, n_out)
+    db : ndarray, shape (n_out,)
+    """
+    B, W = _check_dense_args(B, W)
+    dZ = as_float_array(dZ, "dZ", ndims=(B.ndim,))
+    expected = (W.shape[1],) + B.shape[1:]
+    if dZ.shape != expected:
+        raise ValueError(f"dZ has shape {dZ.shape}, expected (n_out[, N]) = {expected}")
+    dW = np.outer(B, dZ) if B.ndim == 1 else B @ dZ.T
+    db = dZ.copy() if B.ndim == 1 else dZ.sum(axis=1)
+    return W @ dZ, dW, db
+
+
+# --- losses -------------------------------------------------------------------------------
+_LOG_FLOOR = np.exp(-100.0)  # log is clamped at -100, as torch.nn.BCELoss does
+_DENOMINATOR_FLOOR = 1e-12  # and so are the derivative's denominators
+
+
+def as_targets(y: ArrayLike, shape: tuple[int, ...]) -> NDArray:
+    """Targets of the prediction's ``shape`` ``(n_out,)`` or ``(n_out, N)`` from labels.
+
+    * integer class indices of shape ``(N,)`` (or a scalar for one sample): one-hot columns
+      when ``n_out > 1``; when ``n_out == 1`` they are the 0/1 targets themselves;
+    * any array of ``shape`` (float targets, one-hot, 0/1): used as it is.
+
+    Raises
+    ------
+    ValueError
+        Shape mismatch, or class indices outside ``[0, n_out)`` (``[0, 1]`` for one output).
+    TypeError
+        Non-numeric labels.
+    """
+    shape = tuple(int(s) for s in shape)
+    y_raw = np.asarray(y)
+    if y_raw.shape == shape:
+        return as_float_array(y_raw, "y")
+    if y_raw.dtype.kind not in "biu":
+        raise ValueError(
+            f"y has shape {y_raw.shape} but A3 has shape {shape}: targets must have A3's "
+            f"shape, or be integer class indices of shape {shape[1:]}"
+        )
+    if y_raw.shape != shape[1:]:
+        raise ValueError(
+            f"y has shape {y_raw.shape}: class indices for A3 of shape {shape} must have "
+            f"shape {shape[1:]} (one per sample)"
+        )
+    n_out = shape[0]
+    high = max(n_out - 1, 1)
+    if y_raw.size and (y_raw.min() < 0 or y_raw.max() > high):
+        raise ValueError(f"y holds labels outside [0, {high}] (n_out = {n_out})")
+    if n_out == 1:
+        return y_raw.astype(np.float64).reshape(shape)
+    return (np.arange(n_out).reshape((n_out,) + (1,) * y_raw.ndim) == y_raw).astype(np.float64)
+
+
+def loss(A3: ArrayLike, y: ArrayLike, kind: str = "squared_error", reduction: str = "sum") -> float:
+    """The scalar loss ``J`` of the prediction ``A3`` against the labels ``y``.
+
+    Parameters
+    ----------
+    A3 : array_like, shape (n_out,) or (n_out, N)
+        Predictions, features x samples; probabilities for the cross-entropies.
+    y : array_like
+        See :func:`as_targets`.
+    kind : {"squared_error", "binary_cross_entropy", "cross_entropy"}
+        ``E = sum (y - O)^2 / 2`` (the slides, seed 001);
+        ``-sum [y log O + (1 - y) log(1 - O)]``; ``-sum y log O`` (after a softmax).
+        Logs are clamped at -100, as ``torch.nn.BCELoss`` does, so ``J`` is finite.
+    reduction : {"sum", "mean"}
+        ``"sum"`` over everything (default, as the slides); ``"mean"`` divides by ``N``.
+
+    Returns
+    -------
+    J : float
+    """
+    A3, Y, kind, scale = _loss_args(A3, y, kind, reduction)
+    if kind == "squared_error":
+        return float(scale * 0.5 * np.sum((Y - A3) ** 2))
+    log_p = np.log(np.maximum(A3, _LOG_FLOOR))
+    if kind == "cross_entropy":
+        return float(-scale * np.sum(Y * log_p))
+    log_q = np.log(np.maximum(1 - A3, _LOG_FLOOR))
+    return float(-scale * np.sum(Y * log_p + (1 - Y) * log_q))
+
+
+def loss_backward(
+    A3: ArrayLike, y: ArrayLike, kind: str = "squared_error", reduction: str = "sum"
+) -> NDArray:
+    """``dJ/dA3`` of :func:`loss`, in ``A3``'s shape (the transpose of the note's row).
+
+    ``O - y``; ``(O - y) / (O (1 - O))``; ``-y / O`` (denominators floored at 1e-12, as
+    ``torch.nn.BCELoss``), times ``1/N`` for ``reduction="mean"``.
+    """
+    A3, Y, kind, scale = _loss_args(A3, y, kind, reduction)
+    if kind == "squared_error":
+        return scale * (A3 - Y)
+    if kind == "cross_entropy":
+        return -scale * Y / np.maximum(A3, _DENOMINATOR_FLOOR)
+    return scale * (A3 - Y) / np.maximum(A3 * (1 - A3), _DENOMINATOR_FLOOR)
+
+
+def loss_from_logits(
+    Z3: ArrayLike, y: ArrayLike, kind: str = "cross_entropy", reduction: str = "sum"
+) -> tuple[float, NDArray]:
+    """Output activation and loss fused, from the logits ``Z3``: returns ``(J, dJ/dZ3)``.
+
+    ``"cross_entropy"``: ``A3 = softmax(Z3)`` then cross-entropy, ``J = -sum y log_softmax(Z3)``
+    and ``dJ/dZ3 = s (1^T y) - y`` per sample (``s - y`` for one-hot ``y``).
+    ``"binary_cross_entropy"``: ``A3 = sigmoid(Z3)`` then BCE,
+    ``J = sum [log(1 + e^z) - y z]`` and ``dJ/dZ3 = sigmoid(z) - y``.
+    Both are exact for any finite ``Z3`` (no clamping) and equal the unfused chain
+    ``dJ/dA3 dA3/dZ3`` wherever the unfused logs are not clamped.
+
+    Returns
+    -------
+    J : float
+    dJ_dZ3 : ndarray, shape of Z3
+    """
+    _check_choice(kind, "kind", LOGIT_LOSSES)
+    Z3, Y, kind, scale = _loss_args(Z3, y, kind, reduction, name="Z3")
+    if kind == "cross_entropy":
+        J = -np.sum(Y * special.log_softmax(Z3, axis=0))
+        dZ = special.softmax(Z3, axis=0) * Y.sum(axis=0) - Y
+    else:
+        J = np.sum(np.logaddexp(0, Z3) - Y * Z3)
+        dZ = special.expit(Z3) - Y
+    return float(scale * J), scale * dZ
+
+
+# --- helpers of the layers above -----------------------------------------------------------
+def _check_choice(value, name: str, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"unknown {name} {value!r}; valid {name}s are {valid}")
+
+
+def _pool_windows(I: NDArray, args: PoolArgs, fill: float) -> NDArray:
+    """Strided view of the windows of the padded input: shape (..., h_a, w_a, h_l, w_l)."""
+    (h_s, w_s), (h_p, w_p) = args.stride, args.padding
+    pad = ((0, 0),) * (I.ndim - 2) + ((h_p, h_p), (w_p, w_p))
+    I_pad = np.pad(I, pad, constant_values=fill) if h_p or w_p else I
+    return sliding_window_view(I_pad, args.size, axis=(-2, -1))[..., ::h_s, ::w_s, :, :]
+
+
+def _offset_views(I: NDArray, args: PoolArgs, fill: float):
+    """For every window offset ``(u, v)`` in row-major order, the strided view of the entries
+    ``I_pad[x h_s + u, y w_s + v]`` over all windows ``(x, y)``: shape (..., h_a, w_a)."""
+    (h_l, w_l), (h_s, w_s), (h_p, w_p) = args.size, args.stride, args.padding
+    h_a, w_a = args.output_shape[-2:]
+    pad = ((0, 0),) * (I.ndim - 2) + ((h_p, h_p), (w_p, w_p))
+    I_pad = np.pad(I, pad, constant_values=fill) if h_p or w_p else I
+    for u in range(h_l):
+        for v in range(w_l):
+            yield I_pad[..., u : u + h_s * (h_a - 1) + 1 : h_s, v : v + w_s * (w_a - 1) + 1 : w_s]
+
+
+def _window_sum(I: NDArray, args: PoolArgs) -> NDArray:
+    """``I_pad * 1``: the sum over every window, the all-ones kernel's convolution."""
+    views = _offset_views(I, args, 0.0)
+    total = next(views).copy()
+    for window in views:
+        total += window
+    return total
+
+
+def _window_max(I: NDArray, args: PoolArgs) -> NDArray:
+    views = _offset_views(I, args, -np.inf)
+    A = next(views).copy()
+    for window in views:
+        np.maximum(A, window, out=A)
+    return A
+
+
+def _col2im(dwin: NDArray, input_shape, args: PoolArgs) -> NDArray:
+    """Add every window's ``(..., h_a, w_a, h_l, w_l)`` values back onto the input."""
+    (h_l, w_l), (h_s, w_s), (h_p, w_p) = args.size, args.stride, args.padding
+    h_a, w_a = args.output_shape[-2:]
+    H, W = input_shape[-2:]
+    d_pad = np.zeros(tuple(input_shape[:-2]) + (H + 2 * h_p, W + 2 * w_p), dtype=dwin.dtype)
+    for u in range(h_l):  # one strided addition per window offset
+        for v in range(w_l):
+            d_pad[..., u : u + h_s * h_a : h_s, v : v + w_s * w_a : w_s] += dwin[..., u, v]
+    return np.ascontiguousarray(d_pad[..., h_p : h_p + H, w_p : w_p + W])
+
+
+def _activation_input(Z, kind: str) -> NDArray:
+    _check_choice(kind, "kind", ACTIVATIONS)
+    Z = as_float_array(Z, "Z")
+    if kind == "softmax" and Z.ndim not in (1, 2):
+        raise ValueError(
+            f"softmax needs the FC layout: Z of shape (n,) or (n, N), got shape {Z.shape}"
+        )
+    return Z
+
+
+def _check_dense_args(B, W) -> tuple[NDArray, NDArray]:
+    B = as_float_array(B, "B", ndims=(1, 2))
+    W = as_float_array(W, "W", ndims=(2,))
+    if B.shape[0] != W.shape[0]:
+        raise ValueError(
+            f"B has {B.shape[0]} features (rows) but W has shape {W.shape} = (n_in, n_out); "
+            "B must be (n_in,) or (n_in, N)"
+        )
+    return B, W
+
+
+def _loss_args(A3, y, kind, reduction, name: str = "A3"):
+    _check_choice(kind, "kind", LOSSES)
+    _check_choice(reduction, "reduction", REDUCTIONS)
+    A3 = as_float_array(A3, name, ndims=(1, 2))
+    Y = as_targets(y, A3.shape)
+    if name == "A3" and kind != "squared_error" and (A3.min() < 0 or A3.max() > 1):
+        raise ValueError(
+            f"A3 must hold probabilities in [0, 1] for kind {kind!r} (apply the output "
+            "activation first, or use loss_from_logits)"
+        )
+    n_samples = A3.shape[1] if A3.ndim == 2 else 1
+    scale = 1.0 / n_samples if reduction == "mean" else 1.0
+    return A3, Y.astype(A3.dtype, copy=False), kind, scale

@@ -40,6 +40,7 @@ __all__ = [
     "convert_order",
     "conv_output_shape",
     "as_pair",
+    "as_shape",
     "as_float_array",
 ]
 
@@ -194,6 +195,19 @@ def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
     return pair
 
 
+def as_shape(shape, name: str) -> tuple[int, ...]:
+    """Return ``shape`` as a tuple of ints; a non-integer entry is a ``TypeError``."""
+    try:
+        entries = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}") from None
+    if not all(
+        isinstance(s, (numbers.Integral, np.integer)) and not isinstance(s, bool) for s in entries
+    ):
+        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}")
+    return tuple(int(s) for s in entries)
+
+
 def as_float_array(x: ArrayLike, name: str, ndims: tuple[int, ...] | None = None) -> NDArray:
     """Return ``x`` as a float32 or float64 array, checking its number of dimensions.
 
@@ -225,7 +239,7 @@ def conv_output_shape(
     stride=1,
     padding=0,
     *,
-    name: str = "kernel",
+    name: str = "kernel size",
 ) -> tuple[int, int]:
     """The note's output-size rule, validated: ``h_z = floor((h_a + 2 h_p - h_k) / h_s) + 1``.
 
@@ -239,7 +253,7 @@ def conv_output_shape(
     stride : int or (h_s, w_s), each >= 1
     padding : int or (h_p, w_p), each >= 0
     name : str
-        What the window is called in error messages ("kernel", "pool size").
+        What the window is called in error messages ("kernel size", "pool size").
 
     Returns
     -------
@@ -255,11 +269,11 @@ def conv_output_shape(
     (ha, wa), (hk, wk) = (int(v) for v in input_hw), (int(v) for v in kernel_hw)
     if min(ha, wa) < 1 or min(hk, wk) < 1:
         raise ValueError(
-            f"input size {(ha, wa)} and {name} size {(hk, wk)} must be positive"
+            f"input size {(ha, wa)} and {name} {(hk, wk)} must be positive"
         )
     if hk > ha + 2 * hp or wk > wa + 2 * wp:
         raise ValueError(
-            f"{name} size {(hk, wk)} is larger than the padded input "
+            f"{name} {(hk, wk)} is larger than the padded input "
             f"{(ha + 2 * hp, wa + 2 * wp)} (input {(ha, wa)}, padding {(hp, wp)})"
         )
     return (ha + 2 * hp - hk) // hs + 1, (wa + 2 * wp - wk) // ws + 1

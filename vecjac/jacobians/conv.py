@@ -46,7 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, csr_nbytes
 from ..jacobian import Jacobian
-from ..vec import as_float_array, as_pair, conv_output_shape, vec
+from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
 
 __all__ = [
     "ConvPattern",
@@ -97,7 +97,9 @@ class ConvPattern:
         return int(self.a_index.size)
 
 
-def conv_pattern(input_shape, kernel_shape, stride=1, padding=0) -> ConvPattern:
+def conv_pattern(
+    input_shape, kernel_shape, stride=1, padding=0, *, max_bytes: int | None = None
+) -> ConvPattern:
     """The (cached) sparsity pattern of a convolution's Jacobians.
 
     Parameters
@@ -111,10 +113,7 @@ def conv_pattern(input_shape, kernel_shape, stride=1, padding=0) -> ConvPattern:
     ConvPattern
         Its arrays are read-only: they are shared by every Jacobian built from the cache.
     """
-    input_shape, kernel_shape, stride, padding = _normalise(
-        input_shape, kernel_shape, stride, padding
-    )
-    return _pattern(input_shape, kernel_shape, stride, padding)
+    return _checked_pattern(input_shape, kernel_shape, stride, padding, np.float64, max_bytes)
 
 
 def conv_nnz(input_shape, kernel_shape, stride=1, padding=0) -> int:
@@ -188,7 +187,7 @@ def conv_wrt_kernel(
         rows are stacked, since every sample shares ``K``.
     """
     A = as_float_array(A, "A", ndims=(3, 4))
-    kernel_shape = tuple(int(s) for s in kernel_shape)
+    kernel_shape = as_shape(kernel_shape, "kernel_shape")
     pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes)
     per_sample = np.take(vec(A).reshape(-1, A[0].size if A.ndim == 4 else A.size),
                          pattern.a_local, axis=1)
@@ -198,7 +197,10 @@ def conv_wrt_kernel(
     return _jacobian(data, pattern.k_index, pattern, pattern.kernel_shape, of, wrt)
 
 
-def conv_wrt_bias(output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float64) -> Jacobian:
+def conv_wrt_bias(
+    output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float64,
+    max_bytes: int | None = None,
+) -> Jacobian:
     """``d vecZ / d b``: a one in column ``j`` of every row of output channel ``j``.
 
     Parameters
@@ -210,7 +212,7 @@ def conv_wrt_bias(output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float
     J : Jacobian, shape (prod(output_shape), C_out)
         Per channel, the note's ``d vecZ_j / d b_j = 1_(h_z w_z, 1)``.
     """
-    output_shape = tuple(int(s) for s in output_shape)
+    output_shape = as_shape(output_shape, "output_shape")
     if len(output_shape) not in (3, 4) or min(output_shape) < 1:
         raise ValueError(
             f"output_shape must be (C_out, h_z, w_z) or (N, C_out, h_z, w_z) with positive "
@@ -218,6 +220,8 @@ def conv_wrt_bias(output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float
         )
     c_out, hw = output_shape[-3], output_shape[-1] * output_shape[-2]
     n_rows = int(np.prod(output_shape))
+    check_budget(csr_nbytes(n_rows, n_rows, np.dtype(dtype).itemsize),
+                 f"bias Jacobian ({n_rows} stored entries)", max_bytes)
     columns = np.broadcast_to(np.arange(c_out, dtype=np.int32)[:, None], (c_out, hw)).ravel()
     indices = np.tile(columns, n_rows // (c_out * hw))
     indptr = np.arange(n_rows + 1, dtype=np.int32)
@@ -225,7 +229,8 @@ def conv_wrt_bias(output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float
     return Jacobian(matrix, of, wrt, output_shape, (c_out,))
 
 
-def conv_block_wrt_kernel(A_i: ArrayLike, kernel_size, stride=1, padding=0) -> Jacobian:
+def conv_block_wrt_kernel(A_i: ArrayLike, kernel_size, stride=1, padding=0,
+    *, max_bytes: int | None = None) -> Jacobian:
     """Block form: the note's ``d vecZ_j / d vecK_{j,i}``, from channel ``A_i`` alone.
 
     Parameters
@@ -239,11 +244,12 @@ def conv_block_wrt_kernel(A_i: ArrayLike, kernel_size, stride=1, padding=0) -> J
     """
     A_i = as_float_array(A_i, "A_i", ndims=(2,))
     hk, wk = as_pair(kernel_size, "kernel_size", 1)
-    J = conv_wrt_kernel(A_i[None], (1, 1, hk, wk), stride, padding)
+    J = conv_wrt_kernel(A_i[None], (1, 1, hk, wk), stride, padding, max_bytes=max_bytes)
     return Jacobian(J.matrix, "Z_j", "K_ji", J.of_shape[1:], (hk, wk))
 
 
-def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0) -> Jacobian:
+def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0,
+    *, max_bytes: int | None = None) -> Jacobian:
     """Block form: the note's ``d vecZ_j / d vecA_i``, from ``K_{j,i}`` alone.
 
     Parameters
@@ -257,7 +263,7 @@ def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0) -> Ja
     """
     K_ji = as_float_array(K_ji, "K_ji", ndims=(2,))
     ha, wa = as_pair(input_size, "input_size", 1)
-    J = conv_wrt_input(K_ji[None, None], (1, ha, wa), stride, padding)
+    J = conv_wrt_input(K_ji[None, None], (1, ha, wa), stride, padding, max_bytes=max_bytes)
     return Jacobian(J.matrix, "Z_j", "A_i", J.of_shape[1:], (ha, wa))
 
 
@@ -268,8 +274,8 @@ def clear_pattern_cache() -> None:
 
 # --- construction -------------------------------------------------------------------------
 def _normalise(input_shape, kernel_shape, stride, padding):
-    input_shape = tuple(int(s) for s in input_shape)
-    kernel_shape = tuple(int(s) for s in kernel_shape)
+    input_shape = as_shape(input_shape, "input_shape")
+    kernel_shape = as_shape(kernel_shape, "kernel_shape")
     if len(input_shape) not in (3, 4):
         raise ValueError(
             f"input_shape must be (C_in, h_a, w_a) or (N, C_in, h_a, w_a), got {input_shape}"
@@ -314,7 +320,9 @@ def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_byte
     hz, wz = conv_output_shape(input_shape[-2:], kernel_shape[2:], stride, padding)
     n_rows = (input_shape[0] if len(input_shape) == 4 else 1) * kernel_shape[0] * hz * wz
     index_size = 4 if nnz < 2**31 else 8
-    estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize) + nnz * index_size
+    # the Jacobian (data, indices, indptr) plus the cached pattern (two index arrays, indptr)
+    estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize) + csr_nbytes(
+        nnz, n_rows, index_size)
     check_budget(estimate, f"convolution Jacobian ({nnz} stored entries)", max_bytes)
     return _pattern(input_shape, kernel_shape, stride, padding)
 
@@ -386,5 +394,8 @@ def _index_dtype(*sizes: int):
 def _jacobian(data, indices, pattern: ConvPattern, wrt_shape, of, wrt) -> Jacobian:
     n_rows = pattern.indptr.size - 1
     n_cols = int(np.prod(wrt_shape))
-    matrix = sp.csr_array((data, indices, pattern.indptr), shape=(n_rows, n_cols), copy=False)
+    # The matrix owns copies of the (read-only, cached) index arrays, so in-place scipy
+    # operations on it (eliminate_zeros, sort_indices) work and cannot corrupt the cache.
+    matrix = sp.csr_array((data, indices.copy(), pattern.indptr.copy()), shape=(n_rows, n_cols),
+                          copy=False)
     return Jacobian(matrix, of, wrt, pattern.output_shape, wrt_shape)
