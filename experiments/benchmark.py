@@ -91,6 +91,72 @@ def conv_rows(repeat: int) -> list[dict]:
     return rows
 
 
+TORCH_REFERENCE_MS = 4.7  # PyTorch CPU autograd, same network, as quoted in issue 4
+
+
+def network_rows(repeat: int) -> list[dict]:
+    """The note's network on a batch of 64 inputs of 1x28x28 (issue 4's configuration)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    net = vj.CNN(input_shape=(1, 28, 28), channels=(8, 16), kernel_size=3, padding=1,
+                 activation="sigmoid", pool="avg", pool_size=2, n_out=10, output="softmax",
+                 loss="cross_entropy", seed=0)
+    X, y = rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64)
+    grad = {m: (lambda m=m: net.gradients(X, y, method=m)) for m in ("direct", "jacobian",
+                                                                      "paper")}
+    direct_ms = median_ms(grad["direct"], repeat)
+    cold_ms = median_ms(grad["jacobian"], max(3, repeat // 5), setup=clear_pattern_cache)
+    cached_ms = median_ms(grad["jacobian"], repeat)
+    paper_ms = median_ms(grad["paper"], max(3, repeat // 5))
+    jacobians = net.jacobians(X, y)
+    nbytes = sum(J.nbytes for J in jacobians.values())
+    nnz = sum(J.nnz for J in jacobians.values())
+    copy_ms = copy_floor_ms(nbytes, repeat)
+    tracemalloc.start()
+    grad["jacobian"]()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    torch_ms = _torch_ms(net, X, y, repeat)
+    return [{
+        "batch": "64x1x28x28",
+        "direct_ms": direct_ms,
+        "jacobian_cold_ms": cold_ms,
+        "jacobian_cached_ms": cached_ms,
+        "paper_ms": paper_ms,
+        "nnz": nnz,
+        "MB": nbytes / 1e6,
+        "copy_ms": copy_ms,
+        "cached/direct": cached_ms / direct_ms,
+        "cached/copy": cached_ms / copy_ms,
+        "peak_MB": peak / 1e6,
+        "peak/jacobian_bytes": peak / nbytes,
+        "torch_ms": torch_ms,
+        "direct/torch": direct_ms / torch_ms,
+    }]
+
+
+def _torch_ms(net, X, y, repeat: int) -> float:
+    """PyTorch CPU autograd on the same network, if torch is installed; else the issue's 4.7 ms."""
+    try:
+        import torch
+    except ImportError:
+        return TORCH_REFERENCE_MS
+    torch.set_num_threads(os.cpu_count() or 1)
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in net.params.items()}
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    F = torch.nn.functional
+
+    def step():
+        h = F.avg_pool2d(torch.sigmoid(F.conv2d(Xt, p["K1"], p["b1"], padding=1)), 2)
+        h = F.avg_pool2d(torch.sigmoid(F.conv2d(h, p["K2"], p["b2"], padding=1)), 2)
+        # the note's flatten is column-major within each channel: swap H and W first
+        logits = h.transpose(2, 3).reshape(len(Xt), -1) @ p["W3"] + p["b3"]
+        F.cross_entropy(logits, yt, reduction="sum").backward()
+
+    return median_ms(step, repeat)
+
+
 def markdown(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -111,6 +177,9 @@ def main(argv=None) -> int:
           f"Python {platform.python_version()}, numpy {np.__version__}; median of {repeat}")
     print("\nConvolution Jacobians (one sample, float64; times in ms):\n")
     print(markdown(conv_rows(repeat)))
+    print("\nThe note's network, gradient of the summed loss (times in ms; torch_ms is "
+          f"measured if torch is installed, else the issue's reference {TORCH_REFERENCE_MS} ms):\n")
+    print(markdown(network_rows(repeat)))
     return 0
 
 

@@ -5,15 +5,21 @@ over the column-major ``vec``; the chain rule is a product of them and a gradien
 transpose.  See README.md for a tour.
 """
 
-from . import direct, jacobians, testing
+from . import data, direct, jacobians, testing
 from .budget import MemoryBudgetError, get_memory_budget, set_memory_budget
 from .jacobian import Jacobian
+from .network import CNN
+from .train import accuracy, train
 from .vec import conv_output_shape, convert_order, flat_index, order_permutation, unvec, vec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CNN",
     "Jacobian",
+    "accuracy",
+    "data",
+    "train",
     "MemoryBudgetError",
     "conv_output_shape",
     "convert_order",

@@ -11,6 +11,10 @@ from .conv import (
     conv_wrt_input,
     conv_wrt_kernel,
 )
+from .activation import activation
+from .dense import dense_wrt_bias, dense_wrt_input, dense_wrt_weight, flatten
+from .loss import loss, loss_from_logits
+from .pool import pool, pool_block
 
 __all__ = [
     "ConvPattern",
@@ -22,4 +26,13 @@ __all__ = [
     "conv_wrt_bias",
     "conv_wrt_input",
     "conv_wrt_kernel",
+    "activation",
+    "dense_wrt_bias",
+    "dense_wrt_input",
+    "dense_wrt_weight",
+    "flatten",
+    "loss",
+    "loss_from_logits",
+    "pool",
+    "pool_block",
 ]

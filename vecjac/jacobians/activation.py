@@ -1,0 +1,108 @@
+r"""Jacobians of activations: the note's section 3.1.4 (and 3.1.1's ``dA3/dZ3``).
+
+An element-wise activation ``I = f(Z)`` acts on every entry alone, so channel by channel
+
+    dJ/d vecZ_j = dJ/d vecI_j  d vecI_j / d vecZ_j,    d vecI_j / d vecZ_j = diag(f'(vecZ_j)),
+
+and the stacked ``d vecI / d vecZ = diag(f'(vecZ))`` is diagonal for any shape (conv feature
+maps ``(C, H, W)``, batches, the FC layout ``(n, N)``).  ``f'`` is ``s (1 - s)`` (sigmoid),
+``1 - tanh^2``, ``[z > 0]`` (ReLU; 0 at 0), ``[z > 0] + 0.01 [z <= 0]`` (leaky ReLU),
+``sigmoid`` (softplus), 1 (identity).
+
+Softmax couples the entries of one sample (section 3.1.1, ``dA3/dZ3`` with
+``a_i = e^{z_i} / sum_k e^{z_k}``): ``da_i/dz_j = a_i (delta_ij - a_j)``, a dense
+``diag(s) - s s^T`` block per sample, block diagonal over the samples (the columns of
+``(n, N)``).
+
+References: the note, sections 3.1.1, 3.1.4 and 3.1.6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from ..budget import check_budget, csr_nbytes
+from ..direct import ACTIVATIONS, _check_choice, activate, activation_derivative
+from ..jacobian import Jacobian
+from ..vec import as_float_array, vec
+
+__all__ = ["activation"]
+
+
+def activation(
+    Z: ArrayLike,
+    kind: str,
+    *,
+    of: str = "I",
+    wrt: str = "Z",
+    negative_slope: float = 0.01,
+    max_bytes: int | None = None,
+) -> Jacobian:
+    """``d vecI / d vecZ`` of ``I = f_activation(Z)``.
+
+    Parameters
+    ----------
+    Z : array_like, any shape; (n,) or (n, N) for softmax
+    kind : {"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax"}
+    of, wrt : str
+        The note's names, e.g. ``"I1"`` and ``"Z1"``, or ``"A3"`` and ``"Z3"``.
+    negative_slope : float
+        Leaky ReLU's slope for ``z <= 0``.
+    max_bytes : int, optional
+        Memory budget for this call.
+
+    Returns
+    -------
+    J : Jacobian, shape (Z.size, Z.size)
+        Element-wise kinds: ``diag(f'(vecZ))``, built directly in CSR (``indptr = indices =
+        arange``; equal to ``scipy.sparse.diags_array``), zeros of ``f'`` stored.  Softmax:
+        block diagonal, one dense ``diag(s) - s s^T`` block of ``n x n`` per sample.
+        Block ``(j, j)`` is the note's ``d vecI_j / d vecZ_j``.
+
+    Examples
+    --------
+    >>> activation(np.array([-1.0, 0.0, 2.0]), "relu").toarray()
+    array([[0., 0., 0.],
+           [0., 0., 0.],
+           [0., 0., 1.]])
+    """
+    _check_choice(kind, "kind", ACTIVATIONS)
+    Z = as_float_array(Z, "Z")
+    if kind == "softmax":
+        return _softmax(Z, of, wrt, max_bytes)
+    n = Z.size
+    check_budget(csr_nbytes(n, n, Z.dtype.itemsize), f"activation Jacobian ({n} x {n})", max_bytes)
+    # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): one transposing copy, then
+    # contiguous arithmetic already in the order of the diagonal.
+    diagonal = activation_derivative(vec(Z), kind, negative_slope=negative_slope)
+    return Jacobian(_diagonal(diagonal), of, wrt, Z.shape, Z.shape)
+
+
+def _diagonal(values: NDArray) -> sp.csr_array:
+    """``diag(values)`` as CSR without the DIA detour: one entry per row, in place."""
+    n = values.size
+    index = np.arange(n + 1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+    return sp.csr_array((values, index[:-1], index), shape=(n, n), copy=False)
+
+
+def _softmax(Z: NDArray, of: str, wrt: str, max_bytes) -> Jacobian:
+    S = activate(Z, "softmax")
+    columns = S[:, None] if S.ndim == 1 else S
+    n, n_samples = columns.shape
+    nnz = n_samples * n * n
+    check_budget(
+        csr_nbytes(nnz, n * n_samples, Z.dtype.itemsize),
+        f"softmax Jacobian ({n_samples} blocks of {n} x {n})",
+        max_bytes,
+    )
+    s = columns.T  # (N, n): one row per sample
+    blocks = -s[:, :, None] * s[:, None, :]  # -s s^T
+    blocks[:, np.arange(n), np.arange(n)] += s  # + diag(s)
+    itype = np.int32 if max(nnz, n * n_samples) < 2**31 - 1 else np.int64
+    first = np.arange(n_samples, dtype=itype)[:, None, None] * n
+    indices = np.broadcast_to(first + np.arange(n, dtype=itype), (n_samples, n, n)).ravel()
+    indptr = np.arange(0, nnz + 1, n, dtype=itype)
+    matrix = sp.csr_array((blocks.ravel(), indices, indptr), shape=(n * n_samples,) * 2)
+    return Jacobian(matrix, of, wrt, Z.shape, Z.shape)

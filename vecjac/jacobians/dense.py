@@ -1,0 +1,199 @@
+r"""Jacobians of the fully-connected layer and of flatten: the note's sections 3.1.1, 3.1.2.
+
+Section 3.1.1, ``Z3 = W3^T B2 + b3`` with ``W3`` of shape ``(n_in, n_out)``:
+``dZ3 = dW3^T B2 + W3^T dB2 + db3``, so in numerator layout over the column-major vec
+
+    dZ3 / dB2     = W3^T                      (n_out x n_in)
+    dZ3 / d vecW3 = I_{n_out} (x) B2^T        (n_out x n_in n_out)
+    dZ3 / db3     = I_{n_out}                 (n_out x n_out)
+
+(row ``k`` of ``I (x) B2^T`` holds ``B2^T`` in the columns of ``W3[:, k]``, which is column
+``k`` of ``W3`` in vec order).  For a batch, features x samples ``(n_in, N)``, the samples are
+independent: ``dZ3/dB2 = I_N (x) W3^T`` (block diagonal), and the parameters are shared, so
+``dZ3/dW3`` and ``dZ3/db3`` stack one such block of rows per sample.
+
+Section 3.1.2, flatten ``B2 = [vec A_1; ...; vec A_c] = vec(A2)``: in the note's order it is
+the identity in vec space; flattening in C order (``A.ravel()``, NumPy / PyTorch) is a
+permutation of it.
+
+References: the note, sections 3.1.1 and 3.1.2.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from ..budget import check_budget, csr_nbytes
+from ..jacobian import Jacobian
+from ..vec import as_float_array, order_permutation
+
+__all__ = ["dense_wrt_input", "dense_wrt_weight", "dense_wrt_bias", "flatten"]
+
+
+def dense_wrt_input(
+    W: ArrayLike,
+    n_samples: int | None = None,
+    *,
+    of: str = "Z3",
+    wrt: str = "B2",
+    max_bytes: int | None = None,
+) -> Jacobian:
+    """``dZ3 / d vecB2 = W3^T``, or ``I_N (x) W3^T`` for a batch.
+
+    Parameters
+    ----------
+    W : array_like, shape (n_in, n_out)
+    n_samples : int, optional
+        ``N`` for a batch ``B2`` of shape ``(n_in, N)``; ``None`` for one sample ``(n_in,)``.
+
+    Returns
+    -------
+    J : Jacobian, shape (n_out, n_in), or (N n_out, N n_in) block diagonal
+        Every entry of ``W3`` stored (a dense block per sample).
+    """
+    W = as_float_array(W, "W", ndims=(2,))
+    N = _samples(n_samples)
+    n_in, n_out = W.shape
+    itype = _check(N * n_out * n_in, N * n_out, W.dtype, "dZ3/dB2", max_bytes)
+    first = np.arange(N, dtype=itype)[:, None, None] * n_in
+    indices = np.broadcast_to(first + np.arange(n_in, dtype=itype), (N, n_out, n_in))
+    data = np.broadcast_to(W.T, (N, n_out, n_in))
+    matrix = _rows_of(data, indices, n_in, (N * n_out, N * n_in))
+    return Jacobian(matrix, of, wrt, _fc_shape(n_out, n_samples), _fc_shape(n_in, n_samples))
+
+
+def dense_wrt_weight(
+    B: ArrayLike,
+    n_out: int,
+    *,
+    of: str = "Z3",
+    wrt: str = "W3",
+    max_bytes: int | None = None,
+) -> Jacobian:
+    """``dZ3 / d vecW3 = I_{n_out} (x) B2^T``, one such block of rows per sample.
+
+    Parameters
+    ----------
+    B : array_like, shape (n_in,) or (n_in, N)
+    n_out : int
+
+    Returns
+    -------
+    J : Jacobian, shape (n_out, n_in n_out), or (N n_out, n_in n_out)
+        Built directly in CSR; equal to ``scipy.sparse.kron(eye(n_out), B2[None, :])`` for one
+        sample, with every entry of ``B2`` stored (zeros included), so the pattern depends on
+        shapes only.
+    """
+    B = as_float_array(B, "B", ndims=(1, 2))
+    n_out = _positive(n_out, "n_out")
+    n_in, N = B.shape[0], (B.shape[1] if B.ndim == 2 else 1)
+    itype = _check(N * n_out * n_in, N * n_out, B.dtype, "dZ3/dW3", max_bytes)
+    columns = np.arange(n_out, dtype=itype)[:, None] * n_in + np.arange(n_in, dtype=itype)
+    indices = np.broadcast_to(columns, (N, n_out, n_in))
+    data = np.broadcast_to(B.reshape(n_in, N).T[:, None, :], (N, n_out, n_in))
+    matrix = _rows_of(data, indices, n_in, (N * n_out, n_in * n_out))
+    return Jacobian(matrix, of, wrt, (n_out,) + B.shape[1:], (n_in, n_out))
+
+
+def dense_wrt_bias(
+    n_out: int,
+    n_samples: int | None = None,
+    *,
+    of: str = "Z3",
+    wrt: str = "b3",
+    dtype=np.float64,
+) -> Jacobian:
+    """``dZ3 / db3 = I_{n_out}``, one identity per sample stacked for a batch.
+
+    Returns
+    -------
+    J : Jacobian, shape (n_out, n_out), or (N n_out, n_out)
+    """
+    n_out, N = _positive(n_out, "n_out"), _samples(n_samples)
+    indptr = np.arange(N * n_out + 1, dtype=np.int64 if N * n_out >= 2**31 - 1 else np.int32)
+    indices = np.tile(np.arange(n_out, dtype=indptr.dtype), N)
+    data = np.ones(N * n_out, dtype=dtype)
+    matrix = sp.csr_array((data, indices, indptr), shape=(N * n_out, n_out), copy=False)
+    return Jacobian(matrix, of, wrt, _fc_shape(n_out, n_samples), (n_out,))
+
+
+def flatten(
+    A_shape, order: str = "F", *, of: str = "B2", wrt: str = "A2", dtype=np.float64
+) -> Jacobian:
+    """``d vecB2 / d vecA2`` of flatten ``B2 = [vec A_1; ...; vec A_c]`` (section 3.1.2).
+
+    Parameters
+    ----------
+    A_shape : (C, h_a, w_a) or (N, C, h_a, w_a)
+    order : {"F", "C"}
+        ``"F"`` (default): the note's ``B2 = vec(A2)``, the identity.  ``"C"``: each sample
+        flattened as ``A.ravel()``; the permutation ``argsort(order_permutation)``.
+
+    Returns
+    -------
+    J : Jacobian, shape (C h_a w_a, C h_a w_a), or ``N`` times each
+        ``of_shape`` is ``(C h_a w_a,)``, or ``(C h_a w_a, N)`` for a batch (features x
+        samples, the FC layout).
+    """
+    A_shape = _feature_shape(A_shape)
+    if order not in ("F", "C"):
+        raise ValueError(f"order must be 'F' (the note's vec) or 'C' (A.ravel()), got {order!r}")
+    m = int(np.prod(A_shape[-3:]))
+    N = A_shape[0] if len(A_shape) == 4 else 1
+    itype = _check(N * m, N * m, dtype, "dB2/dA2", None)
+    if order == "F":
+        columns = np.arange(N * m, dtype=itype)
+    else:  # C position f of a sample sits at vec position argsort(p)[f]
+        within = np.argsort(order_permutation(A_shape[-3:])).astype(itype)
+        columns = (np.arange(N, dtype=itype)[:, None] * m + within).ravel()
+    indptr = np.arange(N * m + 1, dtype=itype)
+    matrix = sp.csr_array((np.ones(N * m, dtype=dtype), columns, indptr), shape=(N * m, N * m))
+    of_shape = (m,) if len(A_shape) == 3 else (m, N)
+    return Jacobian(matrix, of, wrt, of_shape, A_shape)
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _rows_of(data: NDArray, indices: NDArray, row_length: int, shape) -> sp.csr_array:
+    """CSR whose every row holds ``row_length`` entries, in the C order of ``data``."""
+    nnz = data.size
+    indptr = np.arange(0, nnz + 1, row_length, dtype=indices.dtype)
+    return sp.csr_array((data.ravel(), indices.ravel(), indptr), shape=shape)
+
+
+def _fc_shape(n: int, n_samples: int | None) -> tuple[int, ...]:
+    return (n,) if n_samples is None else (n, n_samples)
+
+
+def _positive(value, name: str) -> int:
+    if not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)
+
+
+def _samples(n_samples) -> int:
+    return 1 if n_samples is None else _positive(n_samples, "n_samples")
+
+
+def _feature_shape(A_shape) -> tuple[int, ...]:
+    try:
+        A_shape = tuple(int(s) for s in A_shape)
+    except TypeError:
+        raise TypeError(f"A_shape must be a tuple of ints, got {A_shape!r}") from None
+    if len(A_shape) not in (3, 4) or min(A_shape) < 1:
+        raise ValueError(
+            f"A_shape must be (C, h_a, w_a) or (N, C, h_a, w_a) with positive sizes, "
+            f"got {A_shape}"
+        )
+    return A_shape
+
+
+def _check(nnz: int, n_rows: int, dtype, what: str, max_bytes):
+    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize)
+    check_budget(nbytes, f"{what} Jacobian ({nnz} stored entries)", max_bytes)
+    return np.int32 if max(nnz, n_rows) < 2**31 - 1 else np.int64

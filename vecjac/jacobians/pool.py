@@ -1,0 +1,217 @@
+r"""Jacobians of pooling: the note's section 3.1.3 (used again in 3.1.6), L2 pooling added.
+
+Pooling acts channel by channel, ``A_j = f_pool(I_j)`` with ``I_j`` of size ``h_z x w_z`` and
+``A_j`` of size ``h_a x w_a``, so ``d vecA / d vecI`` is block diagonal over channels (and
+samples), with the ``(h_a w_a) x (h_z w_z)`` blocks ``d vecA_j / d vecI_j``:
+
+* **average pooling**, literally as the note builds it:  ``A_j = I_j * P`` with
+  ``P = 1/(h_l w_l)`` and the pool's padding and stride, so
+
+      d vecA_j / d I_{j,pq} = vec( dI_j/dI_{j,pq} * P ),
+      d vecA_j / d vecI_j   = [ vec(dI_j/dI_{j,11} * P)  ...  vec(dI_j/dI_{j,h_z w_z} * P) ],
+
+  the convolution builder's ``d vecZ_j / d vecA_i`` for the kernel ``P``, the same for every
+  channel.  Zeros of the padding count in the mean.
+* **max pooling** by the "switches": ``dA_{j,xy} / dI_{j,pq} = 1`` if ``(p, q)`` is where the
+  maximum of window ``(x, y)`` sits, else 0; one 1 per row, a selection matrix.
+  ``ties="split"`` shares the 1 equally among tied maxima (see
+  :func:`vecjac.direct.max_pool_shares`).  Padding acts as -inf.
+* **L2-norm pooling** (the note's TODO):  ``A_j = sqrt(I_j^2 * 1)``, the square taken entry
+  by entry and ``1`` the all-ones ``h_l x w_l`` kernel, so
+
+      dA_{j,xy} / dI_{j,pq} = I_{j,pq} / A_{j,xy}      ((p, q) in window (x, y); 0 if A_{j,xy} = 0)
+      d vecA_j / d vecI_j   = diag(vecA_j)^{-1} C_1 diag(vecI_j),
+
+  where ``C_1 = h_l w_l d vecA_j/d vecI_j (average)`` is the convolution block of the
+  all-ones kernel.  It has the sparsity of average pooling (every window entry inside the
+  input is stored, even where ``I_{j,pq} = 0``); its values are one gather.
+
+References: the note, sections 2, 3.1.3 and 3.1.6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from ..budget import check_budget, csr_nbytes
+from ..direct import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
+from ..jacobian import Jacobian
+from ..vec import as_float_array, vec
+from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
+
+__all__ = ["pool", "pool_block"]
+
+
+def pool(
+    I: ArrayLike,
+    kind: str = "avg",
+    size=2,
+    stride=None,
+    padding=0,
+    ties: str = "first",
+    *,
+    of: str = "A",
+    wrt: str = "I",
+    max_bytes: int | None = None,
+) -> Jacobian:
+    """``d vecA / d vecI`` of ``A = f_pool(I)``, stacked over channels (and samples).
+
+    Parameters
+    ----------
+    I : array_like, shape (C, h_z, w_z) or (N, C, h_z, w_z)
+        The pooling layer's input (needed by max and L2 pooling; only its shape by average).
+    kind : {"avg", "max", "l2"}
+    size : int or (h_l, w_l)
+    stride : int or pair, optional
+        Default: the window size.
+    padding : int or pair
+        At most half the window for max pooling.
+    ties : {"first", "split"}
+        Max pooling's tie rule; ignored otherwise.
+    of, wrt : str
+        The note's names, e.g. ``"A2"`` and ``"I2"``.
+    max_bytes : int, optional
+        Memory budget for this call (default: :func:`vecjac.get_memory_budget`).
+
+    Returns
+    -------
+    J : Jacobian, shape (C h_a w_a, C h_z w_z), or ``N`` times each for a batch
+        Block diagonal; block ``(j, j)`` (``((n, j), (n, j))`` for a batch) is the note's
+        ``d vecA_j / d vecI_j``, :func:`pool_block` of that channel.  No explicit zeros are
+        stored, except L2 pooling's structural ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pool(np.zeros((16, 28, 28)), "avg")
+    Jacobian dA/dI: 3136 x 12544, nnz 12544, density 0.0%
+    """
+    I = as_float_array(I, "I", ndims=(3, 4))
+    args = check_pool_args(I.shape, kind, size, stride, padding, ties)
+    if args.kind == "avg":
+        matrix = _avg(I, args, max_bytes)
+    elif args.kind == "l2":
+        matrix = _l2(I, args, max_bytes)
+    elif args.ties == "first":
+        matrix = _max_first(I, args, max_bytes)
+    else:
+        matrix = _max_split(I, args, max_bytes)
+    return Jacobian(matrix, of, wrt, args.output_shape, I.shape)
+
+
+def pool_block(
+    I_j: ArrayLike, kind: str = "avg", size=2, stride=None, padding=0, ties: str = "first"
+) -> Jacobian:
+    """Block form: the note's ``d vecA_j / d vecI_j`` for one channel ``I_j``.
+
+    Parameters
+    ----------
+    I_j : array_like, shape (h_z, w_z)
+    kind, size, stride, padding, ties : as :func:`pool`
+
+    Returns
+    -------
+    J : Jacobian ``dA_j/dI_j``, shape (h_a w_a, h_z w_z)
+        For ``"avg"`` it is the convolution builder's block for the kernel ``P`` and does not
+        depend on the values of ``I_j``: the same for every channel.
+    """
+    I_j = as_float_array(I_j, "I_j", ndims=(2,))
+    args = check_pool_args(I_j.shape, kind, size, stride, padding, ties)
+    if args.kind == "avg":
+        P = _kernel_P(args, I_j.dtype)[0, 0]
+        J = conv_block_wrt_input(P, I_j.shape, args.stride, args.padding)
+    else:
+        J = pool(I_j[None], args.kind, *args.geometry, args.ties)
+    return Jacobian(J.matrix, "A_j", "I_j", args.output_shape, I_j.shape)
+
+
+# --- builders -----------------------------------------------------------------------------
+def _avg(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
+    """The convolution builder with kernel ``P``, channels folded into the batch axis: its
+    batch pattern is block diagonal over samples, here over (samples, channels)."""
+    P = _kernel_P(args, I.dtype)
+    J = conv_wrt_input(P, _folded(I.shape), args.stride, args.padding, max_bytes=max_bytes)
+    return J.matrix
+
+
+def _max_first(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
+    """Selection matrix built in CSR order: ``indptr = arange``, one switch per row."""
+    n_rows = int(np.prod(args.output_shape))
+    _check(n_rows, n_rows, I.dtype, "max-pooling", max_bytes)
+    base, offsets = _window_index(I.shape, args)
+    k = vec(max_pool_switches(I, *args.geometry))  # rows in vec order
+    columns = (base + offsets.ravel()[k].reshape(base.shape)).ravel()
+    indptr = np.arange(n_rows + 1, dtype=columns.dtype)
+    data = np.ones(n_rows, dtype=I.dtype)
+    return sp.csr_array((data, columns, indptr), shape=(n_rows, I.size), copy=False)
+
+
+def _max_split(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
+    """Each row stores the shares ``1/t`` of its ``t`` tied maxima, columns ascending."""
+    n_rows, nnz_bound = _window_counts(I, args)
+    _check(nnz_bound, n_rows, I.dtype, "max-pooling", max_bytes)
+    base, offsets = _window_index(I.shape, args)
+    shares = np.swapaxes(max_pool_shares(I, *args.geometry, args.ties), -3, -4)  # (.., w_a, h_a, h_l, w_l)
+    shares = np.swapaxes(shares, -1, -2).reshape(base.shape + (-1,))  # entries (v, u)
+    columns = base[..., None] + offsets.T.ravel()
+    stored = shares != 0
+    indptr = np.zeros(n_rows + 1, dtype=columns.dtype)
+    np.cumsum(stored.sum(axis=-1).ravel(), out=indptr[1:])
+    matrix = (shares[stored], columns[stored], indptr)
+    return sp.csr_array(matrix, shape=(n_rows, I.size), copy=False)
+
+
+def _l2(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
+    """The average-pooling pattern (cached), refilled: ``data = vecI[cols] / vecA[rows]``."""
+    n_rows, nnz = _window_counts(I, args)
+    _check(nnz, n_rows, I.dtype, "L2-pooling", max_bytes)
+    kernel_shape = (1, 1) + args.size
+    pattern = conv_pattern(_folded(I.shape), kernel_shape, args.stride, args.padding)
+    A = vec(pool2d(I, "l2", *args.geometry))
+    inverse = np.divide(1, A, out=np.zeros_like(A), where=A > 0)  # 0 where A_xy = 0
+    data = vec(I)[pattern.a_index] * np.repeat(inverse, np.diff(pattern.indptr))
+    matrix = (data, pattern.a_index, pattern.indptr)
+    return sp.csr_array(matrix, shape=(n_rows, I.size), copy=False)
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _kernel_P(args: PoolArgs, dtype) -> NDArray:
+    """The note's ``P^{[l]}``: ``h_l x w_l``, every entry ``1/(h_l w_l)``, as conv kernels."""
+    h_l, w_l = args.size
+    return np.full((1, 1, h_l, w_l), 1.0 / (h_l * w_l), dtype=dtype)
+
+
+def _folded(shape) -> tuple[int, int, int, int]:
+    """(C, h, w) or (N, C, h, w) -> (N*C, 1, h, w): every channel a one-channel sample."""
+    return (int(np.prod(shape[:-2])), 1) + tuple(shape[-2:])
+
+
+def _window_counts(I: NDArray, args: PoolArgs) -> tuple[int, int]:
+    """Rows, and stored entries of the window pattern (window entries inside the input)."""
+    n_rows = int(np.prod(args.output_shape))
+    return n_rows, conv_nnz(_folded(I.shape), (1, 1) + args.size, args.stride, args.padding)
+
+
+def _window_index(input_shape, args: PoolArgs) -> tuple[NDArray, NDArray]:
+    """vec(I) positions of the window entries, as ``base + offsets``.
+
+    ``base``, shape (N*C, w_a, h_a) (rows in vec order): the position of window ``(x, y)``'s
+    corner ``(x h_s, y w_s)`` of channel ``(n, c)``; ``offsets``, shape (h_l, w_l): what the
+    window offset ``(u, v)`` adds, ``(u - h_p) + (v - w_p) h_z``.
+    """
+    (h_l, w_l), (h_s, w_s), (h_p, w_p) = args.size, args.stride, args.padding
+    h_a, w_a = args.output_shape[-2:]
+    h_z, w_z = input_shape[-2:]
+    n_blocks = int(np.prod(input_shape[:-2]))
+    itype = np.int32 if n_blocks * h_z * w_z < 2**31 - 1 else np.int64
+    corner = np.arange(w_a, dtype=itype)[:, None] * (w_s * h_z) + np.arange(h_a) * h_s
+    base = np.arange(n_blocks, dtype=itype)[:, None, None] * (h_z * w_z) + corner
+    offsets = (np.arange(h_l)[:, None] - h_p) + (np.arange(w_l) - w_p) * h_z
+    return base, offsets.astype(itype)
+
+
+def _check(nnz: int, n_rows: int, dtype, what: str, max_bytes) -> None:
+    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize)
+    check_budget(nbytes, f"{what} Jacobian ({nnz} stored entries)", max_bytes)
