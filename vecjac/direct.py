@@ -2,10 +2,10 @@
 
 Forward (section 2 of the note): ``Z_j = sum_i A_i * K_{j,i} + b_j 1``, where ``*`` is
 cross-correlation with symmetric zero padding ``(h_p, w_p)`` and stride ``(h_s, w_s)``.  The
-windows of the padded input are a strided view (``sliding_window_view``); the sum over
-``(i, u, v)`` is one ``tensordot`` (a BLAS product).  No Python loop runs over pixels,
-samples or channels; ``conv2d_backward`` loops over the ``h_k * w_k`` kernel offsets to add
-windows back (col2im), each step one strided array addition.
+padded input is unfolded into columns (im2col: one strided copy per kernel offset) and the
+sum over ``(i, u, v)`` is one matrix product (BLAS).  No Python loop runs over pixels,
+samples or channels; ``conv2d_backward`` uses the same columns for ``dK`` and folds the
+columns of ``dA`` back with one strided addition per kernel offset (col2im).
 
 The third seed text's formulas are here too, generalised to stride and padding and written
 with ``conv2d`` itself:
@@ -59,9 +59,10 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
     """
     A, K, single = _check_conv_args(A, K)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
-    windows = _windows(A, K.shape[2:], stride, padding)  # (N, C_in, h_z, w_z, h_k, w_k)
-    Z = np.tensordot(windows, K, axes=([1, 4, 5], [1, 2, 3]))  # (N, h_z, w_z, C_out)
-    Z = np.ascontiguousarray(Z.transpose(0, 3, 1, 2))
+    cols = _im2col(A, K.shape[2:], stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    N, (hz, wz) = A.shape[0], conv_output_shape(A.shape[2:], K.shape[2:], stride, padding)
+    Z = (K.reshape(K.shape[0], -1) @ cols).reshape(K.shape[0], N, hz, wz)  # one BLAS product
+    Z = np.ascontiguousarray(Z.transpose(1, 0, 2, 3))
     if b is not None:
         b = as_float_array(b, "b", ndims=(1,))
         if b.shape[0] != K.shape[0]:
@@ -95,16 +96,17 @@ def conv2d_backward(
     N, C_in, ha, wa = A.shape
     _, _, hz, wz = dZ.shape
 
-    windows = _windows(A, (hk, wk), stride, padding)
-    dK = np.tensordot(dZ, windows, axes=([0, 2, 3], [0, 2, 3]))  # (C_out, C_in, h_k, w_k)
-    db = dZ.sum(axis=(0, 2, 3))
+    cols = _im2col(A, (hk, wk), stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    dZ_mat = dZ.transpose(1, 0, 2, 3).reshape(dZ.shape[1], -1)  # (C_out, N h_z w_z)
+    dK = (dZ_mat @ cols.T).reshape(K.shape)
+    db = dZ_mat.sum(axis=1)
 
-    dwin = np.tensordot(dZ, K, axes=([1], [0]))  # (N, h_z, w_z, C_in, h_k, w_k)
-    dwin = dwin.transpose(0, 3, 1, 2, 4, 5)  # (N, C_in, h_z, w_z, h_k, w_k)
-    dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dwin.dtype)
+    dcols = (K.reshape(K.shape[0], -1).T @ dZ_mat).reshape(C_in, hk, wk, N, hz, wz)
+    dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dcols.dtype)
     for u in range(hk):  # col2im: one strided addition per kernel offset
         for v in range(wk):
-            dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dwin[..., u, v]
+            dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dcols[:, u, v].transpose(
+                1, 0, 2, 3)
     dA = dA_pad[:, :, hp : hp + ha, wp : wp + wa]
     return (dA[0] if single else np.ascontiguousarray(dA)), dK, db
 
@@ -223,12 +225,23 @@ def _check_conv_args(A, K) -> tuple[NDArray, NDArray, bool]:
     return A, K, single
 
 
-def _windows(A: NDArray, kernel_hw, stride, padding) -> NDArray:
-    """Strided view of the padded input: shape (N, C, h_z, w_z, h_k, w_k)."""
-    conv_output_shape(A.shape[2:], kernel_hw, stride, padding)  # validates
-    (hs, ws), (hp, wp) = stride, padding
+def _im2col(A: NDArray, kernel_hw, stride, padding) -> NDArray:
+    """The columns of the padded input, shape ``(C h_k w_k, N h_z w_z)``.
+
+    Row ``(i, u, v)`` holds ``A_pad[n, i, x h_s + u, y w_s + v]`` for every ``(n, x, y)``:
+    filled by one strided copy per kernel offset, whose inner axes stay contiguous (much
+    faster than reshaping a 6-D sliding-window view).
+    """
+    hz, wz = conv_output_shape(A.shape[2:], kernel_hw, stride, padding)
+    (hs, ws), (hp, wp), (hk, wk) = stride, padding, kernel_hw
+    N, C = A.shape[:2]
     A_pad = np.pad(A, ((0, 0), (0, 0), (hp, hp), (wp, wp))) if hp or wp else A
-    return sliding_window_view(A_pad, tuple(kernel_hw), axis=(2, 3))[:, :, ::hs, ::ws]
+    cols = np.empty((C, hk, wk, N, hz, wz), dtype=A.dtype)
+    for u in range(hk):
+        for v in range(wk):
+            cols[:, u, v] = A_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws].transpose(
+                1, 0, 2, 3)
+    return cols.reshape(C * hk * wk, N * hz * wz)
 
 
 def _check_upstream(dZ, A, K, stride, padding, single) -> NDArray:
@@ -400,16 +413,7 @@ def pool2d_backward(
     dA = as_float_array(dA, "dA", ndims=(I.ndim,))
     if dA.shape != args.output_shape:
         raise ValueError(f"dA has shape {dA.shape}, the pooled output {args.output_shape}")
-    if args.kind == "l2":
-        A = pool2d(I, "l2", *args.geometry)
-        G = np.divide(dA, A, out=np.zeros_like(A), where=A > 0)  # 0 where A_xy = 0
-        G = np.broadcast_to(G[..., None, None], G.shape + args.size)
-        return I * _col2im(G, I.shape, args)
-    if args.kind == "avg":
-        weights = np.full(args.size, 1.0 / (args.size[0] * args.size[1]), dtype=I.dtype)  # P
-    else:
-        weights = max_pool_shares(I, *args.geometry, ties=args.ties)
-    return _col2im(weights * dA[..., None, None], I.shape, args)
+    return _col2im(_window_derivatives(dA, I, args), I.shape, args)
 
 
 def max_pool_switches(I: ArrayLike, size=2, stride=None, padding=0) -> NDArray:
@@ -428,17 +432,7 @@ def max_pool_switches(I: ArrayLike, size=2, stride=None, padding=0) -> NDArray:
         row-major window order.
     """
     I = as_float_array(I, "I", ndims=(3, 4))
-    args = check_pool_args(I.shape, "max", size, stride, padding)
-    A = _window_max(I, args)
-    views = _offset_views(I, args, -np.inf)
-    found = next(views) == A
-    switches = np.zeros(A.shape, dtype=np.int8 if np.prod(args.size) < 128 else np.int32)
-    for k, window in enumerate(views, start=1):
-        first = window == A
-        first &= ~found  # a maximum earlier in row-major window order keeps the switch
-        found |= first
-        switches += first * switches.dtype.type(k)
-    return switches
+    return _switches(I, check_pool_args(I.shape, "max", size, stride, padding))
 
 
 def max_pool_shares(
@@ -466,7 +460,7 @@ def max_pool_shares(
     args = check_pool_args(I.shape, "max", size, stride, padding, ties)
     h_l, w_l = args.size
     if args.ties == "first":
-        k = max_pool_switches(I, *args.geometry)
+        k = _switches(I, args)
         return (k[..., None] == np.arange(h_l * w_l)).reshape(k.shape + args.size).astype(I.dtype)
     windows = _pool_windows(I, args, -np.inf)
     tied = windows == _window_max(I, args)[..., None, None]
@@ -508,12 +502,24 @@ def activate(Z: ArrayLike, kind: str, *, negative_slope: float = 0.01) -> NDArra
     return Z.copy()
 
 
-def activation_derivative(Z: ArrayLike, kind: str, *, negative_slope: float = 0.01) -> NDArray:
+def activation_derivative(
+    Z: ArrayLike, kind: str, *, negative_slope: float = 0.01, out: NDArray | None = None
+) -> NDArray:
     """``f'(Z)`` of an element-wise activation: the diagonal of ``d vecI / d vecZ``.
 
-    ReLU's derivative at 0 is 0; leaky ReLU's is ``negative_slope`` there.  Softmax is not
-    element-wise and is refused (use :func:`activate_backward` or
+    ``sigmoid' = s (1 - s)``, computed as ``1 / (4 cosh^2(z/2))`` (relatively accurate in
+    both tails, one buffer); ``tanh' = 1 - tanh^2``; ReLU's derivative is ``[z > 0]`` (0 at
+    0); leaky ReLU's ``negative_slope`` for ``z <= 0``; ``softplus' = sigmoid`` (``expit``).
+    Softmax is not element-wise and is refused (use :func:`activate_backward` or
     :func:`vecjac.jacobians.activation`).
+
+    Parameters
+    ----------
+    Z : array_like, any shape
+    kind : str
+    negative_slope : float
+    out : ndarray, optional
+        A float array of Z's shape to write into (``Z`` itself is allowed).
 
     Returns
     -------
@@ -522,22 +528,30 @@ def activation_derivative(Z: ArrayLike, kind: str, *, negative_slope: float = 0.
     Z = _activation_input(Z, kind)
     if kind == "softmax":
         raise ValueError("kind 'softmax' is not element-wise: it has no diagonal derivative")
-    one = Z.dtype.type(1)
-    if kind == "sigmoid":  # s (1 - s) = e / (1 + e)^2 with e = exp(-|z|) in (0, 1]:
-        e = np.abs(Z)  # accurate in both tails, and numpy's SIMD exp beats expit
-        np.exp(np.negative(e, out=e), out=e)
-        denominator = e + one
-        denominator *= denominator
-        return np.divide(e, denominator, out=e)
-    if kind == "softplus":
-        return special.expit(Z)
+    if out is None:
+        out = np.empty_like(Z)
+    elif out.shape != Z.shape or out.dtype.kind != "f":
+        raise ValueError(f"out must be a float array of shape {Z.shape}, got {out.shape}")
+    if kind == "sigmoid":
+        np.multiply(Z, 0.5, out=out)
+        with np.errstate(over="ignore"):  # cosh overflows to inf for |z| > 1420: f' = 0
+            np.cosh(out, out=out)
+            np.multiply(out, out, out=out)
+        return np.divide(0.25, out, out=out)
     if kind == "tanh":
-        return one - np.tanh(Z) ** 2
-    if kind == "relu":
-        return (Z > 0).astype(Z.dtype)
-    if kind == "leaky_relu":
-        return np.where(Z > 0, one, Z.dtype.type(negative_slope))
-    return np.ones_like(Z)
+        np.tanh(Z, out=out)
+        np.multiply(out, out, out=out)
+        return np.subtract(1, out, out=out)
+    if kind in ("relu", "leaky_relu"):
+        np.greater(Z, 0, out=out)
+        if kind == "leaky_relu":
+            out *= 1 - negative_slope
+            out += negative_slope
+        return out
+    if kind == "softplus":
+        return special.expit(Z, out=out)
+    out[...] = 1
+    return out
 
 
 def activate_backward(
@@ -768,15 +782,51 @@ def _window_max(I: NDArray, args: PoolArgs) -> NDArray:
     return A
 
 
-def _col2im(dwin: NDArray, input_shape, args: PoolArgs) -> NDArray:
-    """Add every window's ``(..., h_a, w_a, h_l, w_l)`` values back onto the input."""
+def _switches(I: NDArray, args: PoolArgs) -> NDArray:
+    """:func:`max_pool_switches` on validated arguments."""
+    A = _window_max(I, args)
+    views = _offset_views(I, args, -np.inf)
+    found = next(views) == A
+    switches = np.zeros(A.shape, dtype=np.int8 if np.prod(args.size) < 128 else np.int32)
+    for k, window in enumerate(views, start=1):
+        first = window == A
+        first &= ~found  # a maximum earlier in row-major window order keeps the switch
+        found |= first
+        switches += first * switches.dtype.type(k)
+    return switches
+
+
+def _window_derivatives(dA: NDArray, I: NDArray, args: PoolArgs):
+    """For every window offset ``(u, v)``, row-major: ``dA_xy dA_xy/dI_pad[x h_s+u, y w_s+v]``
+    over all windows ``(x, y)``, shape (..., h_a, w_a)."""
+    n_offsets = args.size[0] * args.size[1]
+    if args.kind == "avg":
+        share = dA / n_offsets  # P's entry
+        return (share for _ in range(n_offsets))
+    if args.kind == "l2":
+        A = np.sqrt(_window_sum(I * I, args))
+        G = np.divide(dA, A, out=np.zeros_like(A), where=A > 0)  # 0 where A_xy = 0
+        return (window * G for window in _offset_views(I, args, 0.0))
+    if args.ties == "first":
+        switches = _switches(I, args)
+        return (dA * (switches == k) for k in range(n_offsets))
+    A = _window_max(I, args)
+    tied = [window == A for window in _offset_views(I, args, -np.inf)]
+    share = dA / sum(tied)  # every window holds at least one maximum
+    return (share * t for t in tied)
+
+
+def _col2im(contributions, input_shape, args: PoolArgs) -> NDArray:
+    """Add each window offset's ``(..., h_a, w_a)`` contribution back onto the input."""
     (h_l, w_l), (h_s, w_s), (h_p, w_p) = args.size, args.stride, args.padding
     h_a, w_a = args.output_shape[-2:]
     H, W = input_shape[-2:]
-    d_pad = np.zeros(tuple(input_shape[:-2]) + (H + 2 * h_p, W + 2 * w_p), dtype=dwin.dtype)
-    for u in range(h_l):  # one strided addition per window offset
-        for v in range(w_l):
-            d_pad[..., u : u + h_s * h_a : h_s, v : v + w_s * w_a : w_s] += dwin[..., u, v]
+    d_pad = None
+    for (u, v), contribution in zip(np.ndindex(h_l, w_l), contributions):
+        if d_pad is None:
+            shape = tuple(input_shape[:-2]) + (H + 2 * h_p, W + 2 * w_p)
+            d_pad = np.zeros(shape, dtype=contribution.dtype)
+        d_pad[..., u : u + h_s * h_a : h_s, v : v + w_s * w_a : w_s] += contribution
     return np.ascontiguousarray(d_pad[..., h_p : h_p + H, w_p : w_p + W])
 
 
