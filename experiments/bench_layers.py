@@ -20,6 +20,7 @@ import vecjac as vj
 
 SHAPE = (64, 16, 28, 28)
 POOLS = ("avg", "max", "l2")
+KEYS = ("layer", "nnz", "MB", "build_ms", "direct_ms", "copy_ms", "build/direct", "build/copy")
 ACTIVATIONS = ("sigmoid", "relu")
 
 
@@ -61,7 +62,7 @@ def rows(repeat: int = 20) -> list[dict]:
             _row(
                 f"pool {kind} 2x2",
                 lambda kind=kind: vj.jacobians.pool(X, kind, 2),
-                lambda kind=kind: (
+                lambda kind=kind, dA=dA: (
                     vj.direct.pool2d(X, kind, 2),
                     vj.direct.pool2d_backward(dA, X, kind, 2),
                 ),
@@ -85,11 +86,10 @@ def rows(repeat: int = 20) -> list[dict]:
 
 def main() -> None:
     print(f"batch {SHAPE}, float64, medians in ms")
-    header = ("layer", "nnz", "MB", "build_ms", "direct_ms", "copy_ms", "build/direct", "build/copy")
-    print(" | ".join(f"{h:>14}" for h in header))
+    print(" | ".join(f"{key:>18}" for key in KEYS))
     for row in rows():
-        cells = [f"{row[h]:>14.2f}" if isinstance(row[h], float) else f"{row[h]:>14}" for h in header]
-        print(" | ".join(cells))
+        cells = (row[key] for key in KEYS)
+        print(" | ".join(f"{v:>18.2f}" if isinstance(v, float) else f"{v:>18}" for v in cells))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 
+import bench_layers  # noqa: E402
 import vecjac as vj  # noqa: E402
 from vecjac.jacobians import clear_pattern_cache, conv_wrt_input, conv_wrt_kernel  # noqa: E402
 
@@ -177,6 +178,8 @@ def main(argv=None) -> int:
           f"Python {platform.python_version()}, numpy {np.__version__}; median of {repeat}")
     print("\nConvolution Jacobians (one sample, float64; times in ms):\n")
     print(markdown(conv_rows(repeat)))
+    print("\nPooling and activation Jacobians, batch 64x16x28x28 (times in ms):\n")
+    print(markdown(bench_layers.rows(repeat)))
     print("\nThe note's network, gradient of the summed loss (times in ms; torch_ms is "
           f"measured if torch is installed, else the issue's reference {TORCH_REFERENCE_MS} ms):\n")
     print(markdown(network_rows(repeat)))

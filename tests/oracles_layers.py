@@ -128,9 +128,21 @@ def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
+def _sigmoid_derivative(z):
+    """s (1 - s) = e / (1 + e)^2 with e = exp(-|z|): no cancellation in either tail."""
+    e = math.exp(-abs(z))
+    return e / (1.0 + e) ** 2
+
+
+def _tanh_derivative(z):
+    """1 - tanh^2 = sech^2 = 4 e / (1 + e)^2 with e = exp(-2|z|)."""
+    e = math.exp(-2.0 * abs(z))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
 SCALAR = {
-    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
-    "tanh": (math.tanh, lambda z: 1.0 - math.tanh(z) ** 2),
+    "sigmoid": (_sigmoid, _sigmoid_derivative),
+    "tanh": (math.tanh, _tanh_derivative),
     "relu": (lambda z: z if z > 0 else 0.0, lambda z: 1.0 if z > 0 else 0.0),
     "leaky_relu": (lambda z: z if z > 0 else 0.01 * z, lambda z: 1.0 if z > 0 else 0.01),
     "softplus": (_softplus, _sigmoid),
@@ -210,7 +222,8 @@ def loss_naive(A3, Y, kind="squared_error", reduction="sum"):
         elif kind == "cross_entropy":
             total -= t * math.log(o) if t else 0.0
         else:
-            total -= (t * math.log(o) if t else 0.0) + ((1 - t) * math.log(1 - o) if t != 1 else 0.0)
+            total -= t * math.log(o) if t else 0.0
+            total -= (1 - t) * math.log(1 - o) if t != 1 else 0.0
     n_samples = A3.shape[1] if A3.ndim == 2 else 1
     return total / n_samples if reduction == "mean" else total
 

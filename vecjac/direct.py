@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import special
 from numpy.typing import ArrayLike, NDArray
+from scipy import special
 
 from .vec import as_float_array, as_pair, conv_output_shape
 
@@ -507,9 +507,10 @@ def activation_derivative(
 ) -> NDArray:
     """``f'(Z)`` of an element-wise activation: the diagonal of ``d vecI / d vecZ``.
 
-    ``sigmoid' = s (1 - s)``, computed as ``1 / (4 cosh^2(z/2))`` (relatively accurate in
-    both tails, one buffer); ``tanh' = 1 - tanh^2``; ReLU's derivative is ``[z > 0]`` (0 at
-    0); leaky ReLU's ``negative_slope`` for ``z <= 0``; ``softplus' = sigmoid`` (``expit``).
+    ``sigmoid' = s (1 - s)`` and ``tanh' = 1 - tanh^2`` are computed as
+    ``1 / (4 cosh^2(z/2))`` and ``1 / cosh^2(z)``: relatively accurate in both tails (no
+    cancellation), in one buffer.  ReLU's derivative is ``[z > 0]`` (0 at 0); leaky ReLU's
+    ``negative_slope`` for ``z <= 0``; ``softplus' = sigmoid`` (``expit``).
     Softmax is not element-wise and is refused (use :func:`activate_backward` or
     :func:`vecjac.jacobians.activation`).
 
@@ -539,9 +540,10 @@ def activation_derivative(
             np.multiply(out, out, out=out)
         return np.divide(0.25, out, out=out)
     if kind == "tanh":
-        np.tanh(Z, out=out)
-        np.multiply(out, out, out=out)
-        return np.subtract(1, out, out=out)
+        with np.errstate(over="ignore"):  # cosh overflows to inf for |z| > 710: f' = 0
+            np.cosh(Z, out=out)
+            np.multiply(out, out, out=out)
+        return np.divide(1, out, out=out)
     if kind in ("relu", "leaky_relu"):
         np.greater(Z, 0, out=out)
         if kind == "leaky_relu":
@@ -822,7 +824,7 @@ def _col2im(contributions, input_shape, args: PoolArgs) -> NDArray:
     h_a, w_a = args.output_shape[-2:]
     H, W = input_shape[-2:]
     d_pad = None
-    for (u, v), contribution in zip(np.ndindex(h_l, w_l), contributions):
+    for (u, v), contribution in zip(np.ndindex(h_l, w_l), contributions, strict=True):
         if d_pad is None:
             shape = tuple(input_shape[:-2]) + (H + 2 * h_p, W + 2 * w_p)
             d_pad = np.zeros(shape, dtype=contribution.dtype)

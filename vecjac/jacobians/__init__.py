@@ -1,5 +1,6 @@
 """Jacobian builders, one module per layer kind, each in block and stacked form."""
 
+from .activation import activation
 from .conv import (
     ConvPattern,
     clear_pattern_cache,
@@ -11,7 +12,6 @@ from .conv import (
     conv_wrt_input,
     conv_wrt_kernel,
 )
-from .activation import activation
 from .dense import dense_wrt_bias, dense_wrt_input, dense_wrt_weight, flatten
 from .loss import loss, loss_from_logits
 from .pool import pool, pool_block

@@ -19,6 +19,8 @@ References: the note, sections 3.1.1, 3.1.4 and 3.1.6.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
@@ -74,17 +76,27 @@ def activation(
         return _softmax(Z, of, wrt, max_bytes)
     n = Z.size
     check_budget(csr_nbytes(n, n, Z.dtype.itemsize), f"activation Jacobian ({n} x {n})", max_bytes)
-    # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): one transposing copy, then
-    # contiguous arithmetic already in the order of the diagonal.
-    diagonal = activation_derivative(vec(Z), kind, negative_slope=negative_slope)
+    # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): take vec (a copy unless Z is a
+    # vector) and overwrite it with the derivative, already in the diagonal's order.
+    diagonal = vec(Z)
+    if np.shares_memory(diagonal, Z):
+        diagonal = diagonal.copy()
+    activation_derivative(diagonal, kind, negative_slope=negative_slope, out=diagonal)
     return Jacobian(_diagonal(diagonal), of, wrt, Z.shape, Z.shape)
 
 
 def _diagonal(values: NDArray) -> sp.csr_array:
-    """``diag(values)`` as CSR without the DIA detour: one entry per row, in place."""
-    n = values.size
+    """``diag(values)`` as CSR without the DIA detour: ``indptr = indices = arange``."""
+    index = _arange(values.size)
+    return sp.csr_array((values, index[:-1], index), shape=(values.size,) * 2, copy=False)
+
+
+@lru_cache(maxsize=8)
+def _arange(n: int) -> NDArray:
+    """``arange(n + 1)``, cached and read-only: the pattern of every ``n x n`` diagonal."""
     index = np.arange(n + 1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
-    return sp.csr_array((values, index[:-1], index), shape=(n, n), copy=False)
+    index.setflags(write=False)
+    return index
 
 
 def _softmax(Z: NDArray, of: str, wrt: str, max_bytes) -> Jacobian:

@@ -106,6 +106,7 @@ def dense_wrt_bias(
     of: str = "Z3",
     wrt: str = "b3",
     dtype=np.float64,
+    max_bytes: int | None = None,
 ) -> Jacobian:
     """``dZ3 / db3 = I_{n_out}``, one identity per sample stacked for a batch.
 
@@ -114,15 +115,22 @@ def dense_wrt_bias(
     J : Jacobian, shape (n_out, n_out), or (N n_out, n_out)
     """
     n_out, N = _positive(n_out, "n_out"), _samples(n_samples)
-    indptr = np.arange(N * n_out + 1, dtype=np.int64 if N * n_out >= 2**31 - 1 else np.int32)
-    indices = np.tile(np.arange(n_out, dtype=indptr.dtype), N)
+    itype = _check(N * n_out, N * n_out, dtype, "dZ3/db3", max_bytes)
+    indptr = np.arange(N * n_out + 1, dtype=itype)
+    indices = np.tile(np.arange(n_out, dtype=itype), N)
     data = np.ones(N * n_out, dtype=dtype)
     matrix = sp.csr_array((data, indices, indptr), shape=(N * n_out, n_out), copy=False)
     return Jacobian(matrix, of, wrt, _fc_shape(n_out, n_samples), (n_out,))
 
 
 def flatten(
-    A_shape, order: str = "F", *, of: str = "B2", wrt: str = "A2", dtype=np.float64
+    A_shape,
+    order: str = "F",
+    *,
+    of: str = "B2",
+    wrt: str = "A2",
+    dtype=np.float64,
+    max_bytes: int | None = None,
 ) -> Jacobian:
     """``d vecB2 / d vecA2`` of flatten ``B2 = [vec A_1; ...; vec A_c]`` (section 3.1.2).
 
@@ -144,7 +152,7 @@ def flatten(
         raise ValueError(f"order must be 'F' (the note's vec) or 'C' (A.ravel()), got {order!r}")
     m = int(np.prod(A_shape[-3:]))
     N = A_shape[0] if len(A_shape) == 4 else 1
-    itype = _check(N * m, N * m, dtype, "dB2/dA2", None)
+    itype = _check(N * m, N * m, dtype, "dB2/dA2", max_bytes)
     if order == "F":
         columns = np.arange(N * m, dtype=itype)
     else:  # C position f of a sample sits at vec position argsort(p)[f]

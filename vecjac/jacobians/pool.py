@@ -31,6 +31,8 @@ References: the note, sections 2, 3.1.3 and 3.1.6.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
@@ -137,13 +139,13 @@ def _avg(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
 
 
 def _max_first(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
-    """Selection matrix built in CSR order: ``indptr = arange``, one switch per row."""
+    """Selection matrix built in CSR order: ``indptr = arange``, one switch per row, its
+    column ``base + offsets[k]`` (window corner plus the switch's offset)."""
     n_rows = int(np.prod(args.output_shape))
     _check(n_rows, n_rows, I.dtype, "max-pooling", max_bytes)
-    base, offsets = _window_index(I.shape, args)
-    k = vec(max_pool_switches(I, *args.geometry))  # rows in vec order
-    columns = (base + offsets.ravel()[k].reshape(base.shape)).ravel()
-    indptr = np.arange(n_rows + 1, dtype=columns.dtype)
+    base, offsets, indptr = _window_index(I.shape, args)
+    columns = offsets.ravel()[vec(max_pool_switches(I, *args.geometry))]  # rows in vec order
+    columns += base.ravel()
     data = np.ones(n_rows, dtype=I.dtype)
     return sp.csr_array((data, columns, indptr), shape=(n_rows, I.size), copy=False)
 
@@ -152,9 +154,10 @@ def _max_split(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """Each row stores the shares ``1/t`` of its ``t`` tied maxima, columns ascending."""
     n_rows, nnz_bound = _window_counts(I, args)
     _check(nnz_bound, n_rows, I.dtype, "max-pooling", max_bytes)
-    base, offsets = _window_index(I.shape, args)
-    shares = np.swapaxes(max_pool_shares(I, *args.geometry, args.ties), -3, -4)  # (.., w_a, h_a, h_l, w_l)
-    shares = np.swapaxes(shares, -1, -2).reshape(base.shape + (-1,))  # entries (v, u)
+    base, offsets, _ = _window_index(I.shape, args)
+    shares = max_pool_shares(I, *args.geometry, args.ties)  # (..., h_a, w_a, h_l, w_l)
+    shares = np.swapaxes(np.swapaxes(shares, -3, -4), -1, -2)  # rows (w_a, h_a), entries (v, u)
+    shares = shares.reshape(base.shape + (-1,))
     columns = base[..., None] + offsets.T.ravel()
     stored = shares != 0
     indptr = np.zeros(n_rows + 1, dtype=columns.dtype)
@@ -194,12 +197,14 @@ def _window_counts(I: NDArray, args: PoolArgs) -> tuple[int, int]:
     return n_rows, conv_nnz(_folded(I.shape), (1, 1) + args.size, args.stride, args.padding)
 
 
-def _window_index(input_shape, args: PoolArgs) -> tuple[NDArray, NDArray]:
-    """vec(I) positions of the window entries, as ``base + offsets``.
+@lru_cache(maxsize=32)
+def _window_index(input_shape, args: PoolArgs) -> tuple[NDArray, NDArray, NDArray]:
+    """vec(I) positions of the window entries, as ``base + offsets``; cached, read-only.
 
     ``base``, shape (N*C, w_a, h_a) (rows in vec order): the position of window ``(x, y)``'s
     corner ``(x h_s, y w_s)`` of channel ``(n, c)``; ``offsets``, shape (h_l, w_l): what the
-    window offset ``(u, v)`` adds, ``(u - h_p) + (v - w_p) h_z``.
+    window offset ``(u, v)`` adds, ``(u - h_p) + (v - w_p) h_z``; and ``arange(rows + 1)``,
+    the ``indptr`` of a selection matrix.
     """
     (h_l, w_l), (h_s, w_s), (h_p, w_p) = args.size, args.stride, args.padding
     h_a, w_a = args.output_shape[-2:]
@@ -208,8 +213,11 @@ def _window_index(input_shape, args: PoolArgs) -> tuple[NDArray, NDArray]:
     itype = np.int32 if n_blocks * h_z * w_z < 2**31 - 1 else np.int64
     corner = np.arange(w_a, dtype=itype)[:, None] * (w_s * h_z) + np.arange(h_a) * h_s
     base = np.arange(n_blocks, dtype=itype)[:, None, None] * (h_z * w_z) + corner
-    offsets = (np.arange(h_l)[:, None] - h_p) + (np.arange(w_l) - w_p) * h_z
-    return base, offsets.astype(itype)
+    offsets = ((np.arange(h_l)[:, None] - h_p) + (np.arange(w_l) - w_p) * h_z).astype(itype)
+    indptr = np.arange(base.size + 1, dtype=itype)
+    for array in (base, offsets, indptr):
+        array.setflags(write=False)
+    return base, offsets, indptr
 
 
 def _check(nnz: int, n_rows: int, dtype, what: str, max_bytes) -> None:
