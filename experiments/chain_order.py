@@ -1,0 +1,159 @@
+"""Reverse versus forward accumulation of end-to-end Jacobians (README figure 5).
+
+An end-to-end Jacobian of the note's CNN is a product of the named Jacobians along the
+chain, e.g. ``dA3/dX = dA3/dZ3 dZ3/dB2 dB2/dA2 dA2/dI2 dI2/dZ2 dZ2/dA1 dA1/dI1 dI1/dZ1
+dZ1/dX``.  The product is the same in any association; its cost is not.
+
+* **reverse** multiplies left to right, from the output down (as back-propagation does):
+  every intermediate has the rows of ``vec(of)``;
+* **forward** multiplies right to left, from the variable up (as forward-mode
+  differentiation does): every intermediate has the columns of ``vec(wrt)``.
+
+Costs, measured for ``dA3/dX``, ``dA3/dK1`` and ``dZ2/dX`` of ``vj.CNN()`` on a batch of
+digits:
+
+* **flops**: for one sparse product ``C = A B`` (``A`` m x k, ``B`` k x n), the number of
+  scalar multiplications of the row-by-row (Gustavson) algorithm that scipy uses is
+  ``sum_t nnz(A[:, t]) * nnz(B[t, :])``: every stored ``a_it`` meets every stored ``b_tj``.
+  Counting one multiply and one add per such pair, ``flops(A B) = 2 sum_t nnz(A[:, t])
+  nnz(B[t, :])``; the flops of an order are the sum over its products.  This is an exact
+  count of the work, an upper bound on ``2 nnz(C)``, and does not depend on the machine;
+* **nnz of the intermediates**: the largest, and the sum over all products;
+* **time**: wall time of the products alone (factors prebuilt), median over repeats.
+
+Both orders are checked equal to each other (and to ``net.jacobian``) before anything is
+printed; the script fails otherwise.  Writes ``chain_order.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import vecjac as vj
+from vecjac import plot
+
+FIGURES = Path(__file__).resolve().parent / "figures"
+TARGETS = [("A3", "X"), ("A3", "K1"), ("Z2", "X")]
+ORDERS = ("reverse", "forward")
+TOLERANCE = 1e-12  # relative, between the two orders (only rounding differs)
+
+
+def factor_names(net: vj.CNN, of: str, wrt: str) -> list[str]:
+    """The named Jacobians whose product is ``d of / d wrt``, from ``of`` down."""
+    chain = net.chain + ["X"]
+    if wrt in chain:
+        names, extra = chain[chain.index(of): chain.index(wrt) + 1], []
+    else:  # a parameter: K1 -> Z1, W3 -> Z3
+        owner = f"Z{wrt[1:]}"
+        names, extra = chain[chain.index(of): chain.index(owner) + 1], [f"d{owner}/d{wrt}"]
+    return [f"d{a}/d{b}" for a, b in zip(names[:-1], names[1:], strict=True)] + extra
+
+
+def product_flops(A, B) -> int:
+    """``2 sum_t nnz(A[:, t]) nnz(B[t, :])``: multiply-adds of the sparse product ``A B``."""
+    per_column = np.bincount(A.matrix.indices, minlength=A.shape[1])
+    per_row = np.diff(B.matrix.indptr)
+    return 2 * int(per_column.astype(np.int64) @ per_row.astype(np.int64))
+
+
+def accumulate(factors: list, order: str) -> tuple[object, list[dict]]:
+    """The product of ``factors`` in ``order``, and each step's flops and nnz."""
+    product = factors[0] if order == "reverse" else factors[-1]
+    rest = factors[1:] if order == "reverse" else factors[-2::-1]
+    steps = []
+    for F in rest:
+        left, right = (product, F) if order == "reverse" else (F, product)
+        flops = product_flops(left, right)
+        product = left @ right
+        steps.append({"product": product.name, "shape": product.shape, "nnz": product.nnz,
+                      "flops": flops})
+    return product, steps
+
+
+def compare_orders(net: vj.CNN, X, y, of: str, wrt: str, repeat: int = 5) -> dict:
+    """Both orders for ``d of / d wrt``: Jacobians, flops, nnz, time, and their difference.
+
+    Returns ``{"reverse": {...}, "forward": {...}, "difference": float}``, each order with
+    ``J`` (the Jacobian), ``flops``, ``peak_nnz``, ``sum_nnz``, ``ms``, ``steps`` and
+    ``library`` (the same order computed by ``net.jacobian``).
+    """
+    jacobians = net.jacobians(X, y)
+    factors = [jacobians[name] for name in factor_names(net, of, wrt)]
+    out = {}
+    for order in ORDERS:
+        J, steps = accumulate(factors, order)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            accumulate(factors, order)
+            times.append(time.perf_counter() - start)
+        out[order] = {
+            "J": J, "steps": steps, "ms": 1e3 * float(np.median(times)),
+            "flops": sum(s["flops"] for s in steps),
+            "peak_nnz": max(s["nnz"] for s in steps), "sum_nnz": sum(s["nnz"] for s in steps),
+            "library": net.jacobian(X, of, wrt, y=y, order=order),
+        }
+    scale = max(np.abs(out["reverse"]["J"].matrix).max(), 1e-300)
+    matrices = [out[o][k].matrix for o in ORDERS for k in ("J", "library")]
+    out["difference"] = max(float(abs(m - matrices[0]).max()) for m in matrices[1:]) / scale
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a batch of 2, one repeat")
+    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
+    parser.add_argument("--batch", type=int, default=None, help="digits in the batch (16)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    batch = args.batch or (2 if args.quick else 16)
+    repeat = 1 if args.quick else 21
+
+    data = vj.data.load_digits()
+    X, y = data.X_train[:batch], data.y_train[:batch]
+    net = vj.CNN()
+    print(f"{net}\nbatch of {batch} digits; flops = 2 sum_t nnz(A[:, t]) nnz(B[t, :]) summed "
+          "over the products\n")
+    header = (f"| {'Jacobian':13} | {'shape':>9} | {'order':7} | {'products':>8} | "
+              f"{'flops':>10} | {'peak nnz':>9} | {'sum nnz':>9} | {'time ms':>7} |")
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    results, ok = {}, True
+    for of, wrt in TARGETS:
+        r = compare_orders(net, X, y, of, wrt, repeat)
+        results[f"d{of}/d{wrt}"] = r
+        for order in ORDERS:
+            o = r[order]
+            shape = "x".join(map(str, o["J"].shape))
+            print(f"| {plot.symbol(o['J'].name):13} | {shape:>9} | {order:7} | "
+                  f"{len(o['steps']):>8} | {o['flops']:>10,} | {o['peak_nnz']:>9,} | "
+                  f"{o['sum_nnz']:>9,} | {o['ms']:>7.3f} |")
+        ok &= r["difference"] <= TOLERANCE
+    print("\nlargest relative difference between the orders (and net.jacobian): "
+          + ", ".join(f"{name} {r['difference']:.1e}" for name, r in results.items())
+          + f" ({'equal' if ok else 'NOT EQUAL'}, tolerance {TOLERANCE:.0e})")
+    for name, r in results.items():
+        cheaper = min(ORDERS, key=lambda o: r[o]["flops"])
+        other = ORDERS[1 - ORDERS.index(cheaper)]
+        print(f"{name}: {cheaper} is {r[other]['flops'] / r[cheaper]['flops']:.2f}x cheaper "
+              "in flops; intermediates " + (", ".join(str(s["nnz"]) for s in r[cheaper]["steps"])))
+
+    groups = [plot.symbol(name) for name in results]
+    bars = {metric: {order: [r[order][key] for r in results.values()] for order in ORDERS}
+            for metric, key in (("flops (2 x multiply-adds)", "flops"),
+                                ("largest intermediate (nnz)", "peak_nnz"),
+                                ("all intermediates (sum of nnz)", "sum_nnz"),
+                                ("time of the products (ms)", "ms"))}
+    plot.bar_chart(groups, bars, args.out / "chain_order.png",
+                   title=f"Reverse (from the output down) vs forward (from the variable up) "
+                   f"accumulation, vj.CNN(), batch of {batch}")
+    print(f"\nwrote chain_order.png to {args.out}/")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
