@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vecjac as vj
-from vecjac.testing import reference_jacobian
+from vecjac.testing import central_differences, reference_jacobian
 
 # (activation, pool, stride, padding, output, loss, n_out); a pair is (layer 1, layer 2)
 CONFIGS = [
@@ -59,18 +59,9 @@ def test_gradients_match_central_differences(config, rng):
     net = make_net(*config)
     X, y = batch(net, rng, N=2)
     grads = net.gradients(X, y, method="jacobian")
-    h = 1e-6
-    for name, theta in net.params.items():
-        numeric = np.empty_like(theta)
-        for k in np.ndindex(theta.shape):  # naive central differences, entry by entry
-            old = theta[k]
-            theta[k] = old + h
-            up = net.loss(X, y)
-            theta[k] = old - h
-            down = net.loss(X, y)
-            theta[k] = old
-            numeric[k] = (up - down) / (2 * h)
-        assert np.allclose(grads[name], numeric, rtol=1e-5, atol=1e-7), name
+    numeric = central_differences(lambda: net.loss(X, y), net.params)
+    for name in net.params:
+        assert np.allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-7), name
 
 
 def test_named_jacobians_of_the_chain(rng):

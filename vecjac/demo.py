@@ -25,6 +25,7 @@ import numpy as np
 from . import plot
 from .data import load_digits
 from .network import CNN
+from .testing import central_differences
 from .train import train
 
 __all__ = ["run"]
@@ -80,7 +81,7 @@ def _print_table(jacobians: dict, build_ms: dict, n: int) -> None:
 
 def _check_gradients(net: CNN, X, y) -> bool:
     grads = {m: net.gradients(X, y, method=m) for m in ("jacobian", "paper", "direct")}
-    numeric = _central_differences(net, X, y)
+    numeric = central_differences(lambda: net.loss(X, y), net.params)
     print(f"\ngradients on {len(X)} digits, max relative error per method:")
     ok = True
     pairs = [("jacobian", "direct", grads["direct"], GRADIENT_TOLERANCE),
@@ -94,22 +95,6 @@ def _check_gradients(net: CNN, X, y) -> bool:
         print(f"  {method:8} vs {against:19} {err:.1e} "
               f"({'ok' if err < tolerance else 'FAILED'}, tolerance {tolerance:.0e})")
     return ok
-
-
-def _central_differences(net: CNN, X, y, h: float = 1e-6) -> dict:
-    numeric = {}
-    for name, theta in net.params.items():
-        g = np.empty_like(theta)
-        for k in np.ndindex(theta.shape):  # the naive oracle: one pair of losses per entry
-            old = theta[k]
-            theta[k] = old + h
-            up = net.loss(X, y)
-            theta[k] = old - h
-            down = net.loss(X, y)
-            theta[k] = old
-            g[k] = (up - down) / (2 * h)
-        numeric[name] = g
-    return numeric
 
 
 def _relative(a, b) -> float:

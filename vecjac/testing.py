@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from .jacobian import Jacobian
 from .vec import unvec, vec
 
-__all__ = ["check_jacobian", "reference_jacobian"]
+__all__ = ["central_differences", "check_jacobian", "reference_jacobian"]
 
 
 def reference_jacobian(
@@ -111,3 +111,32 @@ def check_jacobian(
         raise ValueError(f"{J.name} has shape {J.shape}, the reference {reference.shape}")
     scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
     return float(np.abs(J.toarray() - reference).max(initial=0.0) / scale)
+
+
+def central_differences(
+    loss: Callable[[], float], params: dict[str, NDArray], h: float = 1e-6
+) -> dict[str, NDArray]:
+    """Gradients of a scalar ``loss()`` by central differences, entry by entry.
+
+    The naive oracle for whole networks: every entry of every array in ``params`` is moved
+    by ``+h`` and ``-h`` in place (``loss`` must read the arrays, e.g. ``net.params``), the
+    two losses are differenced, and the entry is restored.  ``2 * size`` calls of ``loss``.
+
+    Returns
+    -------
+    dict
+        Same keys and shapes as ``params``.
+    """
+    numeric = {}
+    for name, theta in params.items():
+        g = np.empty_like(theta, dtype=np.float64)
+        for k in np.ndindex(theta.shape):
+            old = theta[k]
+            theta[k] = old + h
+            up = loss()
+            theta[k] = old - h
+            down = loss()
+            theta[k] = old
+            g[k] = (up - down) / (2 * h)
+        numeric[name] = g
+    return numeric
