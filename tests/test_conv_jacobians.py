@@ -410,3 +410,20 @@ def test_gradient_of_a_scalar_function(rng):
         dL_dA.gradient(), conv2d_backward_naive(G, A, K, 1, 0)[0], rtol=1e-12, atol=1e-12
     )
     np.testing.assert_allclose(vec_naive(dL_dA.gradient()), dL_dA.toarray()[0], rtol=0, atol=0)
+
+
+def test_shared_patterns_switches_between_copies_and_the_cache(rng):
+    """Default: each Jacobian owns its index arrays; inside ``shared_patterns()`` it uses the
+    cache's read-only arrays (the network's gradient path), with the same values."""
+    from vecjac.jacobians import conv_pattern, shared_patterns
+
+    A, K = rng.standard_normal((2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    P = conv_pattern(A.shape, K.shape, 1, 1)
+    own = conv_wrt_input(K, A.shape, 1, 1)
+    with shared_patterns():
+        shared = conv_wrt_input(K, A.shape, 1, 1)
+    assert not np.shares_memory(own.matrix.indptr, P.indptr)
+    assert np.shares_memory(shared.matrix.indptr, P.indptr)
+    assert not shared.matrix.indices.flags.writeable
+    assert (own.matrix != shared.matrix).nnz == 0
+    own.matrix.eliminate_zeros()  # in place, allowed on an owned matrix

@@ -232,8 +232,10 @@ class CNN:
         return float(direct.loss(cache[f"A{self.L}"], y, self.loss_kind, self.reduction))
 
     # --- Jacobians ------------------------------------------------------------------------
-    def _cached_jacobians(self, cache: dict, y=None) -> dict[str, Jacobian]:
-        """Build every Jacobian of the chain from the forward cache; record build times."""
+    def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True) -> dict[str, Jacobian]:
+        """Build every Jacobian of the chain from the forward cache; record build times.
+
+        ``wrt_X=False`` skips ``dZ1/dX``, which no parameter's gradient needs."""
         L, p, out = self.L, self.params, {}
         N = cache["X"].shape[0]
         self.build_ms = {}
@@ -266,8 +268,9 @@ class CNN:
                                                             **conv))
             add(f"dZ{l}/db{l}", lambda: jac.conv_wrt_bias(Z.shape, of=f"Z{l}", wrt=f"b{l}",
                                                           dtype=self.dtype))
-            add(f"dZ{l}/d{below}", lambda: jac.conv_wrt_input(K, A_prev.shape, wrt=below,
-                                                              **conv))
+            if l > 1 or wrt_X:
+                add(f"dZ{l}/d{below}", lambda: jac.conv_wrt_input(K, A_prev.shape, wrt=below,
+                                                                  **conv))
         return out
 
     def _pool_jacobian(self, I: NDArray, layer: dict, l: int) -> Jacobian:
@@ -297,7 +300,8 @@ class CNN:
         cache = self._forward(X)
         y = self._targets(y, cache["X"].shape[0])
         if method == "jacobian":
-            return self._chain_gradients(self._cached_jacobians(cache, y))
+            with jac.shared_patterns():  # transient Jacobians: no copies of cached patterns
+                return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False))
         if method == "paper":
             from .paper import paper_gradients
 

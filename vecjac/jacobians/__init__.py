@@ -1,5 +1,6 @@
 """Jacobian builders, one module per layer kind, each in block and stacked form."""
 
+from ._csr import shared_patterns
 from .activation import activation
 from .conv import (
     ConvPattern,
@@ -17,6 +18,7 @@ from .loss import loss, loss_from_logits
 from .pool import pool, pool_block
 
 __all__ = [
+    "shared_patterns",
     "ConvPattern",
     "clear_pattern_cache",
     "conv_block_wrt_input",

@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_budget, csr_nbytes
 from ..direct import ACTIVATIONS, _check_choice, activate, activation_derivative
 from ..jacobian import Jacobian
+from ._csr import csr_from_pattern
 from ..vec import as_float_array, vec
 
 __all__ = ["activation"]
@@ -88,7 +89,7 @@ def activation(
 def _diagonal(values: NDArray) -> sp.csr_array:
     """``diag(values)`` as CSR without the DIA detour: ``indptr = indices = arange``."""
     index = _arange(values.size)
-    return sp.csr_array((values, index[:-1], index), shape=(values.size,) * 2, copy=False)
+    return csr_from_pattern(values, index[:-1], index, (values.size,) * 2)
 
 
 @lru_cache(maxsize=8)

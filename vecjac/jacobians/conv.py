@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, csr_nbytes
 from ..jacobian import Jacobian
+from ._csr import csr_from_pattern
 from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
 
 __all__ = [
@@ -394,8 +395,5 @@ def _index_dtype(*sizes: int):
 def _jacobian(data, indices, pattern: ConvPattern, wrt_shape, of, wrt) -> Jacobian:
     n_rows = pattern.indptr.size - 1
     n_cols = int(np.prod(wrt_shape))
-    # The matrix owns copies of the (read-only, cached) index arrays, so in-place scipy
-    # operations on it (eliminate_zeros, sort_indices) work and cannot corrupt the cache.
-    matrix = sp.csr_array((data, indices.copy(), pattern.indptr.copy()), shape=(n_rows, n_cols),
-                          copy=False)
+    matrix = csr_from_pattern(data, indices, pattern.indptr, (n_rows, n_cols))
     return Jacobian(matrix, of, wrt, pattern.output_shape, wrt_shape)

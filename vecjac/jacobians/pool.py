@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_budget, csr_nbytes
 from ..direct import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
+from ._csr import csr_from_pattern
 from ..vec import as_float_array, vec
 from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
 
@@ -175,8 +176,7 @@ def _l2(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     A = vec(pool2d(I, "l2", *args.geometry))
     inverse = np.divide(1, A, out=np.zeros_like(A), where=A > 0)  # 0 where A_xy = 0
     data = vec(I)[pattern.a_index] * np.repeat(inverse, np.diff(pattern.indptr))
-    matrix = (data, pattern.a_index, pattern.indptr)
-    return sp.csr_array(matrix, shape=(n_rows, I.size), copy=False)
+    return csr_from_pattern(data, pattern.a_index, pattern.indptr, (n_rows, I.size))
 
 
 # --- helpers ------------------------------------------------------------------------------
