@@ -190,3 +190,13 @@ def test_dilate_inserts_stride_minus_one_zeros(stride, expected):
     np.testing.assert_array_equal(D, expected)
     batched = direct.dilate(np.array([[[[1.0, 2.0], [3.0, 4.0]]]] * 2), stride)
     np.testing.assert_array_equal(batched[1, 0], expected)
+
+
+def test_backward_without_the_input_gradient(rng):
+    A, K = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    dZ = rng.standard_normal(direct.conv2d(A, K, None, 2, 1).shape)
+    full = direct.conv2d_backward(dZ, A, K, 2, 1)
+    dA, dK, db = direct.conv2d_backward(dZ, A, K, 2, 1, input_grad=False)
+    assert dA is None
+    np.testing.assert_array_equal(dK, full[1])
+    np.testing.assert_array_equal(db, full[2])

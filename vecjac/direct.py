@@ -72,8 +72,8 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
 
 
 def conv2d_backward(
-    dZ: ArrayLike, A: ArrayLike, K: ArrayLike, stride=1, padding=0
-) -> tuple[NDArray, NDArray, NDArray]:
+    dZ: ArrayLike, A: ArrayLike, K: ArrayLike, stride=1, padding=0, *, input_grad: bool = True
+) -> tuple[NDArray | None, NDArray, NDArray]:
     """Ordinary back-propagation through :func:`conv2d`.
 
     Parameters
@@ -81,10 +81,13 @@ def conv2d_backward(
     dZ : array_like, shape of ``conv2d(A, K)``
         The upstream gradient ``dL/dZ``.
     A, K, stride, padding : as for :func:`conv2d`
+    input_grad : bool
+        ``False`` skips ``dA`` (returned as ``None``): a network's first layer needs no
+        gradient with respect to its input.
 
     Returns
     -------
-    dA : ndarray, shape of A
+    dA : ndarray, shape of A (or None)
     dK : ndarray, shape of K (summed over the batch)
     db : ndarray, shape (C_out,) (summed over the batch and the positions)
     """
@@ -101,6 +104,8 @@ def conv2d_backward(
     dK = (dZ_mat @ cols.T).reshape(K.shape)
     db = dZ_mat.sum(axis=1)
 
+    if not input_grad:
+        return None, dK, db
     dcols = (K.reshape(K.shape[0], -1).T @ dZ_mat).reshape(C_in, hk, wk, N, hz, wz)
     dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dcols.dtype)
     for u in range(hk):  # col2im: one strided addition per kernel offset

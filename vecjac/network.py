@@ -334,7 +334,8 @@ class CNN:
                 layer["pool_padding"])
             dZ = direct.activate_backward(dI, cache[f"Z{l}"], layer["activation"])
             dA, grads[f"K{l}"], grads[f"b{l}"] = direct.conv2d_backward(
-                dZ, cache[f"A{l - 1}"], p[f"K{l}"], layer["stride"], layer["padding"])
+                dZ, cache[f"A{l - 1}"], p[f"K{l}"], layer["stride"], layer["padding"],
+                input_grad=l > 1)
         return grads
 
     # --- end-to-end Jacobians -------------------------------------------------------------
