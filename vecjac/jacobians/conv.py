@@ -37,8 +37,7 @@ References: the note, sections 2, 3.1.5, 3.1.6 and 4 (appendix).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,41 +60,62 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
 class ConvPattern:
     """Sparsity pattern of a convolution's Jacobians, shared by ``dZ/dA`` and ``dZ/dK``.
+
+    Rows are ``vec(Z)`` positions, ordered ``(n, j, y, x)``; the entries of a row are the
+    ``(i, v, u)`` kernel offsets whose input position lies inside the input.  Every output
+    channel ``j`` and sample ``n`` repeats the row structure of one channel of one sample,
+    so the pattern stores that structure (``a_local``, ``k_local``) and expands the full
+    index arrays only when first asked for (a ``dZ/dA`` build needs ``a_index``, a ``dZ/dK``
+    build ``k_index``).  Every array is read-only.
 
     Attributes
     ----------
     indptr : ndarray, shape (N*C_out*h_z*w_z + 1,)
-        CSR row pointers; rows are ``vec(Z)`` positions.
-    a_index : ndarray, shape (nnz,)
-        For each stored entry, the ``vec(A)`` position of the input entry it involves:
-        the column in ``dZ/dA``, the gather map of ``dZ/dK``.
-    k_index : ndarray, shape (nnz,)
-        For each stored entry, the ``vec(K)`` position of the kernel entry it involves:
-        the column in ``dZ/dK``, the gather map of ``dZ/dA``.
+        CSR row pointers.
     a_local, k_local : ndarray of intp, shape (nnz / (N C_out),)
-        The same two maps for the rows of one output channel of one sample, relative to that
-        sample's ``vec(A_n)`` and to kernel ``j``'s ``vec(K_j)``.  Every other channel and
-        sample repeats them, so values are gathered through these short maps (a compact
-        gather is about three times faster than one through ``a_index`` / ``k_index``).
+        For the rows of one output channel of one sample: the ``vec(A_n)`` position of the
+        input entry and the ``vec(K_j)`` position of the kernel entry each stored entry
+        involves.  Values are gathered through these short maps (about three times faster
+        than through the full ones).
+    a_index : ndarray, shape (nnz,)
+        ``vec(A)`` position of each stored entry's input entry: the column in ``dZ/dA``,
+        the gather map of ``dZ/dK``.
+    k_index : ndarray, shape (nnz,)
+        ``vec(K)`` position of each stored entry's kernel entry: the column in ``dZ/dK``,
+        the gather map of ``dZ/dA``.
     input_shape, kernel_shape, output_shape : tuple of int
         With a leading ``N`` in ``input_shape`` and ``output_shape`` for a batch.
     """
 
-    indptr: NDArray
-    a_index: NDArray
-    k_index: NDArray
-    a_local: NDArray
-    k_local: NDArray
-    input_shape: tuple[int, ...]
-    kernel_shape: tuple[int, int, int, int]
-    output_shape: tuple[int, ...]
+    def __init__(self, indptr, a_local, k_local, input_shape, kernel_shape, output_shape):
+        self.indptr, self.a_local, self.k_local = _read_only(indptr, a_local, k_local)
+        self.input_shape, self.kernel_shape = input_shape, kernel_shape
+        self.output_shape = output_shape
+        self.n_samples = input_shape[0] if len(input_shape) == 4 else 1
 
     @property
     def nnz(self) -> int:
-        return int(self.a_index.size)
+        return int(self.indptr[-1])
+
+    @cached_property
+    def a_index(self) -> NDArray:
+        """``a_local`` + the sample's offset, repeated for every output channel."""
+        c_out, a_size = self.kernel_shape[0], int(np.prod(self.input_shape[-3:]))
+        offsets = np.arange(self.n_samples, dtype=self.indptr.dtype)[:, None, None] * a_size
+        local = self.a_local.astype(self.indptr.dtype)[None, None, :]
+        index = np.broadcast_to(local + offsets, (self.n_samples, c_out, local.size)).ravel()
+        return _read_only(index)[0]
+
+    @cached_property
+    def k_index(self) -> NDArray:
+        """``k_local`` + kernel ``j``'s offset, the same for every sample."""
+        c_out, k_size = self.kernel_shape[0], int(np.prod(self.kernel_shape[1:]))
+        offsets = np.arange(c_out, dtype=self.indptr.dtype)[:, None] * k_size
+        per_sample = self.k_local.astype(self.indptr.dtype)[None, :] + offsets
+        index = np.broadcast_to(per_sample, (self.n_samples,) + per_sample.shape).ravel()
+        return _read_only(index)[0]
 
 
 def conv_pattern(
@@ -303,6 +323,7 @@ def _valid_offsets(n_out: int, n_in: int, k: int, s: int, p: int) -> tuple[NDArr
     return pos, (pos >= 0) & (pos < n_in)
 
 
+@lru_cache(maxsize=256)
 def _nnz(input_shape, kernel_shape, stride, padding) -> int:
     n = input_shape[0] if len(input_shape) == 4 else 1
     c_out, c_in, hk, wk = kernel_shape
@@ -330,9 +351,8 @@ def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_byte
 
 @lru_cache(maxsize=64)
 def _pattern(input_shape, kernel_shape, stride, padding) -> ConvPattern:
-    if len(input_shape) == 4:
-        return _batch_pattern(_pattern(input_shape[1:], kernel_shape, stride, padding), input_shape)
-    c_in, ha, wa = input_shape
+    n = input_shape[0] if len(input_shape) == 4 else 1
+    c_in, ha, wa = input_shape[-3:]
     c_out, _, hk, wk = kernel_shape
     (hs, ws), (hp, wp) = stride, padding
     hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
@@ -345,42 +365,22 @@ def _pattern(input_shape, kernel_shape, stride, padding) -> ConvPattern:
     i = np.arange(c_in)[None, None, :, None, None]
     a_all = i * (ha * wa) + s[:, None, None, :, None] * ha + r[None, :, None, None, :]
     k_all = i * (hk * wk) + np.arange(wk)[:, None] * hk + np.arange(hk)[None, :]
-    itype = _index_dtype(c_out * c_in * hz * wz * hk * wk, c_in * ha * wa)
-    a_row = np.broadcast_to(a_all, shape)[valid].astype(itype)
-    k_row = np.broadcast_to(k_all, shape)[valid].astype(itype)
-    counts = valid.sum(axis=(2, 3, 4), dtype=itype).ravel()  # per (y, x)
+    a_local = np.broadcast_to(a_all, shape)[valid]
+    k_local = np.broadcast_to(k_all, shape)[valid]
+    counts = valid.sum(axis=(2, 3, 4)).ravel()  # entries per row (y, x)
 
-    # Every output channel j repeats the rows, with kernel j's entries.
-    a_index = _repeat(a_row, c_out)
-    k_index = (k_row[None, :] + (np.arange(c_out, dtype=itype) * (c_in * hk * wk))[:, None]).ravel()
-    indptr = np.zeros(c_out * hz * wz + 1, dtype=itype)
-    np.cumsum(_repeat(counts, c_out), out=indptr[1:])
-    return _frozen(
-        indptr, a_index, k_index, a_row.astype(np.intp), k_row.astype(np.intp),
-        input_shape, kernel_shape, (c_out, hz, wz),
-    )
+    # Every sample and output channel repeats the rows.
+    itype = _index_dtype(n * c_out * counts.sum(), n * c_in * ha * wa, c_out * c_in * hk * wk)
+    indptr = np.zeros(n * c_out * hz * wz + 1, dtype=itype)
+    np.cumsum(_repeat(counts.astype(itype), n * c_out), out=indptr[1:])
+    output_shape = ((n,) if len(input_shape) == 4 else ()) + (c_out, hz, wz)
+    return ConvPattern(indptr, a_local, k_local, input_shape, kernel_shape, output_shape)
 
 
-def _batch_pattern(single: ConvPattern, input_shape) -> ConvPattern:
-    n = input_shape[0]
-    a_size = int(np.prod(input_shape[1:]))
-    itype = _index_dtype(n * single.nnz, n * a_size)
-    offsets = np.arange(n, dtype=itype)[:, None]
-    a_index = (single.a_index.astype(itype)[None, :] + offsets * a_size).ravel()
-    k_index = _repeat(single.k_index.astype(itype), n)
-    indptr = np.concatenate(
-        [[0], (single.indptr[1:].astype(itype)[None, :] + offsets * single.nnz).ravel()]
-    ).astype(itype)
-    return _frozen(
-        indptr, a_index, k_index, single.a_local, single.k_local,
-        input_shape, single.kernel_shape, (n,) + single.output_shape,
-    )
-
-
-def _frozen(*arrays_and_shapes) -> ConvPattern:
-    for array in arrays_and_shapes[:5]:
+def _read_only(*arrays: NDArray) -> tuple[NDArray, ...]:
+    for array in arrays:
         array.setflags(write=False)
-    return ConvPattern(*arrays_and_shapes)
+    return arrays
 
 
 def _repeat(x: NDArray, times: int) -> NDArray:
