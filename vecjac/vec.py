@@ -42,6 +42,7 @@ __all__ = [
     "as_pair",
     "as_shape",
     "as_float_array",
+    "check_choice",
 ]
 
 Order = Literal["F", "C"]
@@ -231,6 +232,16 @@ def as_float_array(x: ArrayLike, name: str, ndims: tuple[int, ...] | None = None
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def check_choice(value, name: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``value`` unless it is one of the strings ``choices``, quoting the valid ones.
+
+    ``name`` is what the argument is called in the message (``"kind"``, ``"ties"``, ...).
+    """
+    if not isinstance(value, str) or value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"unknown {name} {value!r}; valid {name}s are {valid}")
 
 
 def conv_output_shape(

@@ -26,10 +26,10 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, csr_nbytes
-from ..direct import ACTIVATIONS, _check_choice, activate, activation_derivative
+from ..direct.activation import ACTIVATIONS, activate, activation_derivative
 from ..jacobian import Jacobian
 from ._csr import csr_from_pattern
-from ..vec import as_float_array, vec
+from ..vec import as_float_array, check_choice, vec
 
 __all__ = ["activation"]
 
@@ -71,7 +71,7 @@ def activation(
            [0., 0., 0.],
            [0., 0., 1.]])
     """
-    _check_choice(kind, "kind", ACTIVATIONS)
+    check_choice(kind, "kind", ACTIVATIONS)
     Z = as_float_array(Z, "Z")
     if kind == "softmax":
         return _softmax(Z, of, wrt, max_bytes)

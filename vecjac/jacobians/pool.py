@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, csr_nbytes
-from ..direct import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
+from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
 from ._csr import csr_from_pattern
 from ..vec import as_float_array, vec

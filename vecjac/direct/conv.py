@@ -1,0 +1,254 @@
+"""Direct convolution and its backward pass, vectorised: the note's section 2 and the third
+seed text's formulas.
+
+Forward (section 2 of the note): ``Z_j = sum_i A_i * K_{j,i} + b_j 1``, where ``*`` is
+cross-correlation with symmetric zero padding ``(h_p, w_p)`` and stride ``(h_s, w_s)``.  The
+padded input is unfolded into columns (im2col: one strided copy per kernel offset) and the
+sum over ``(i, u, v)`` is one matrix product (BLAS).  No Python loop runs over pixels,
+samples or channels; ``conv2d_backward`` uses the same columns for ``dK`` and folds the
+columns of ``dA`` back with one strided addition per kernel offset (col2im).
+
+The third seed text's formulas are here too, generalised to stride and padding and written
+with ``conv2d`` itself:
+
+* ``dL/dK = conv(X, dL/dZ)``   (:func:`kernel_gradient`; ``dL/dZ`` dilated by the stride),
+* ``dL/dB = sum(dL/dZ)``       (:func:`bias_gradient`),
+* ``dL/dX = full convolution of dL/dZ with K rotated by 180 degrees``
+  (:func:`input_gradient`; ``dL/dZ`` dilated by the stride, the result cropped by the padding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..vec import as_float_array, as_pair, conv_output_shape
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "kernel_gradient",
+    "bias_gradient",
+    "input_gradient",
+    "dilate",
+]
+
+
+def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, padding=0) -> NDArray:
+    """``Z = A * K + b``: multi-channel cross-correlation, as section 2 of the note.
+
+    Parameters
+    ----------
+    A : array_like, shape (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
+    K : array_like, shape (C_out, C_in, h_k, w_k)
+        ``K[j, i]`` is the note's ``K_{j,i}``, channel i of kernel j.
+    b : array_like, shape (C_out,), optional
+    stride : int or (h_s, w_s)
+    padding : int or (h_p, w_p)
+        Zero padding on both sides of each spatial axis.
+
+    Returns
+    -------
+    Z : ndarray, shape (C_out, h_z, w_z) or (N, C_out, h_z, w_z)
+        ``h_z = floor((h_a + 2 h_p - h_k) / h_s) + 1``, likewise ``w_z``.
+    """
+    A, K, single = _check_conv_args(A, K)
+    stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    cols = _im2col(A, K.shape[2:], stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    N, (hz, wz) = A.shape[0], conv_output_shape(A.shape[2:], K.shape[2:], stride, padding)
+    Z = (K.reshape(K.shape[0], -1) @ cols).reshape(K.shape[0], N, hz, wz)  # one BLAS product
+    Z = np.ascontiguousarray(Z.transpose(1, 0, 2, 3))
+    if b is not None:
+        b = as_float_array(b, "b", ndims=(1,))
+        if b.shape[0] != K.shape[0]:
+            raise ValueError(f"b has {b.shape[0]} entries but K has {K.shape[0]} kernels")
+        Z += b[:, None, None]
+    return Z[0] if single else Z
+
+
+def conv2d_backward(
+    dZ: ArrayLike, A: ArrayLike, K: ArrayLike, stride=1, padding=0, *, input_grad: bool = True
+) -> tuple[NDArray | None, NDArray, NDArray]:
+    """Ordinary back-propagation through :func:`conv2d`.
+
+    Parameters
+    ----------
+    dZ : array_like, shape of ``conv2d(A, K)``
+        The upstream gradient ``dL/dZ``.
+    A, K, stride, padding : as for :func:`conv2d`
+    input_grad : bool
+        ``False`` skips ``dA`` (returned as ``None``): a network's first layer needs no
+        gradient with respect to its input.
+
+    Returns
+    -------
+    dA : ndarray, shape of A (or None)
+    dK : ndarray, shape of K (summed over the batch)
+    db : ndarray, shape (C_out,) (summed over the batch and the positions)
+    """
+    A, K, single = _check_conv_args(A, K)
+    stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    dZ = _check_upstream(dZ, A, K, stride, padding, single)
+    (hs, ws), (hp, wp) = stride, padding
+    hk, wk = K.shape[2:]
+    N, C_in, ha, wa = A.shape
+    _, _, hz, wz = dZ.shape
+
+    cols = _im2col(A, (hk, wk), stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    dZ_mat = dZ.transpose(1, 0, 2, 3).reshape(dZ.shape[1], -1)  # (C_out, N h_z w_z)
+    dK = (dZ_mat @ cols.T).reshape(K.shape)
+    db = dZ_mat.sum(axis=1)
+
+    if not input_grad:
+        return None, dK, db
+    dcols = (K.reshape(K.shape[0], -1).T @ dZ_mat).reshape(C_in, hk, wk, N, hz, wz)
+    dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dcols.dtype)
+    for u in range(hk):  # col2im: one strided addition per kernel offset
+        for v in range(wk):
+            dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dcols[:, u, v].transpose(
+                1, 0, 2, 3)
+    dA = dA_pad[:, :, hp : hp + ha, wp : wp + wa]
+    return (dA[0] if single else np.ascontiguousarray(dA)), dK, db
+
+
+def dilate(dZ: ArrayLike, stride=1) -> NDArray:
+    """Insert ``h_s - 1`` zero rows and ``w_s - 1`` zero columns between entries of ``dZ``.
+
+    Works on the last two axes; the result has ``(h_z - 1) h_s + 1`` rows.
+    """
+    dZ = np.asarray(dZ)
+    hs, ws = as_pair(stride, "stride", 1)
+    hz, wz = dZ.shape[-2:]
+    out = np.zeros(dZ.shape[:-2] + ((hz - 1) * hs + 1, (wz - 1) * ws + 1), dtype=dZ.dtype)
+    out[..., ::hs, ::ws] = dZ
+    return out
+
+
+def kernel_gradient(X: ArrayLike, dZ: ArrayLike, kernel_size, stride=1, padding=0) -> NDArray:
+    """The third seed text's ``dL/dK = conv(X, dL/dZ)``, for any channels, stride, padding.
+
+    ``dK[j, i] = sum_n conv(X_pad[n, i], dilate(dZ[n, j]))`` with stride 1, cropped to the
+    kernel size: the sample axis plays the role of the channel axis of :func:`conv2d`.
+
+    Parameters
+    ----------
+    X : array_like, shape (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
+    dZ : array_like, shape (C_out, h_z, w_z) or (N, C_out, h_z, w_z)
+    kernel_size : int or (h_k, w_k)
+
+    Returns
+    -------
+    dK : ndarray, shape (C_out, C_in, h_k, w_k)
+    """
+    X = _batched(as_float_array(X, "X", ndims=(3, 4)))
+    dZ = _batched(as_float_array(dZ, "dZ", ndims=(3, 4)))
+    hk, wk = as_pair(kernel_size, "kernel_size", 1)
+    hp, wp = as_pair(padding, "padding", 0)
+    hz, wz = conv_output_shape(X.shape[2:], (hk, wk), stride, padding)
+    if dZ.shape[0] != X.shape[0] or dZ.shape[2:] != (hz, wz):
+        raise ValueError(
+            f"dZ has shape {dZ.shape}, but X {X.shape} with a {hk}x{wk} kernel, stride "
+            f"{stride} and padding {padding} gives outputs of shape ({X.shape[0]}, C_out, {hz}, {wz})"
+        )
+    X_pad = np.pad(X, ((0, 0), (0, 0), (hp, hp), (wp, wp)))
+    D = dilate(dZ, stride)
+    # batch <- channels of X, channels <- samples: sum over samples is the channel sum.
+    dK = conv2d(X_pad.transpose(1, 0, 2, 3), D.transpose(1, 0, 2, 3))  # (C_in, C_out, ., .)
+    return np.ascontiguousarray(dK.transpose(1, 0, 2, 3)[:, :, :hk, :wk])
+
+
+def bias_gradient(dZ: ArrayLike) -> NDArray:
+    """The third seed text's ``dL/dB = sum(dL/dZ)``: one sum per output channel.
+
+    ``dZ`` of shape ``(C_out, h_z, w_z)`` or ``(N, C_out, h_z, w_z)``; returns ``(C_out,)``.
+    """
+    dZ = _batched(as_float_array(dZ, "dZ", ndims=(3, 4)))
+    return dZ.sum(axis=(0, 2, 3))
+
+
+def input_gradient(dZ: ArrayLike, K: ArrayLike, input_size, stride=1, padding=0) -> NDArray:
+    """The third seed text's ``dL/dX``: full convolution of ``dL/dZ`` with ``K`` rotated 180°.
+
+    ``dL/dZ`` is dilated by the stride, padded by ``h_k - 1`` (``w_k - 1``) on each side, plus
+    the rows and columns of the padded input that no window reached; it is then correlated
+    with ``rot180(K)`` (input and output channels swapped), and the padding is cropped.
+
+    Parameters
+    ----------
+    dZ : array_like, shape (C_out, h_z, w_z) or (N, C_out, h_z, w_z)
+    K : array_like, shape (C_out, C_in, h_k, w_k)
+    input_size : int or (h_a, w_a)
+
+    Returns
+    -------
+    dX : ndarray, shape (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
+    """
+    dZ = as_float_array(dZ, "dZ", ndims=(3, 4))
+    single = dZ.ndim == 3
+    dZ = _batched(dZ)
+    K = as_float_array(K, "K", ndims=(4,))
+    ha, wa = as_pair(input_size, "input_size", 1)
+    hp, wp = as_pair(padding, "padding", 0)
+    hk, wk = K.shape[2:]
+    hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
+    if dZ.shape[1:] != (K.shape[0], hz, wz):
+        raise ValueError(
+            f"dZ has shape {dZ.shape[1:] if single else dZ.shape}, but K {K.shape} on an input "
+            f"of {ha}x{wa} with stride {stride} and padding {padding} gives (C_out, h_z, w_z) = "
+            f"{(K.shape[0], hz, wz)}"
+        )
+    D = dilate(dZ, stride)
+    extra_h = ha + 2 * hp - (D.shape[2] + hk - 1)  # rows of the padded input no window reached
+    extra_w = wa + 2 * wp - (D.shape[3] + wk - 1)
+    D_full = np.pad(D, ((0, 0), (0, 0), (hk - 1, hk - 1 + extra_h), (wk - 1, wk - 1 + extra_w)))
+    K_rot = K[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, h_k, w_k), rotated
+    dX_pad = conv2d(D_full, K_rot)
+    dX = dX_pad[:, :, hp : hp + ha, wp : wp + wa]
+    return np.ascontiguousarray(dX[0] if single else dX)
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _batched(x: NDArray) -> NDArray:
+    return x[None] if x.ndim == 3 else x
+
+
+def _check_conv_args(A, K) -> tuple[NDArray, NDArray, bool]:
+    A = as_float_array(A, "A", ndims=(3, 4))
+    K = as_float_array(K, "K", ndims=(4,))
+    single = A.ndim == 3
+    A = _batched(A)
+    if A.shape[1] != K.shape[1]:
+        raise ValueError(
+            f"channel mismatch: A has {A.shape[1]} channels but K expects C_in = {K.shape[1]} "
+            f"(K has shape {K.shape} = (C_out, C_in, h_k, w_k))"
+        )
+    return A, K, single
+
+
+def _im2col(A: NDArray, kernel_hw, stride, padding) -> NDArray:
+    """The columns of the padded input, shape ``(C h_k w_k, N h_z w_z)``.
+
+    Row ``(i, u, v)`` holds ``A_pad[n, i, x h_s + u, y w_s + v]`` for every ``(n, x, y)``:
+    filled by one strided copy per kernel offset, whose inner axes stay contiguous (much
+    faster than reshaping a 6-D sliding-window view).
+    """
+    hz, wz = conv_output_shape(A.shape[2:], kernel_hw, stride, padding)
+    (hs, ws), (hp, wp), (hk, wk) = stride, padding, kernel_hw
+    N, C = A.shape[:2]
+    A_pad = np.pad(A, ((0, 0), (0, 0), (hp, hp), (wp, wp))) if hp or wp else A
+    cols = np.empty((C, hk, wk, N, hz, wz), dtype=A.dtype)
+    for u in range(hk):
+        for v in range(wk):
+            cols[:, u, v] = A_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws].transpose(
+                1, 0, 2, 3)
+    return cols.reshape(C * hk * wk, N * hz * wz)
+
+
+def _check_upstream(dZ, A, K, stride, padding, single) -> NDArray:
+    dZ = as_float_array(dZ, "dZ", ndims=(3,) if single else (4,))
+    hz, wz = conv_output_shape(A.shape[2:], K.shape[2:], stride, padding)
+    expected = (A.shape[0], K.shape[0], hz, wz)
+    got = dZ.shape if not single else (1,) + dZ.shape
+    if got != expected:
+        raise ValueError(f"dZ has shape {dZ.shape}, expected {expected[1:] if single else expected}")
+    return dZ[None] if single else dZ
