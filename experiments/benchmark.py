@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+import scipy
 
 sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 
@@ -158,6 +159,14 @@ def _torch_ms(net, X, y, repeat: int) -> float:
     return median_ms(step, repeat)
 
 
+def _torch_version() -> str:
+    try:
+        import torch
+    except ImportError:
+        return ""
+    return f", torch {torch.__version__}"
+
+
 def markdown(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -175,7 +184,8 @@ def main(argv=None) -> int:
     repeat = args.repeat or (5 if args.quick else 50)
     print(f"vecjac {vj.__version__} benchmark, {datetime.date.today()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, numpy {np.__version__}; median of {repeat}")
+          f"Python {platform.python_version()}, numpy {np.__version__}, scipy "
+          f"{scipy.__version__}{_torch_version()}; median of {repeat}")
     print("\nConvolution Jacobians (one sample, float64; times in ms):\n")
     print(markdown(conv_rows(repeat)))
     print("\nPooling and activation Jacobians, batch 64x16x28x28 (times in ms):\n")
