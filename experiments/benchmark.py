@@ -25,6 +25,7 @@ import scipy
 sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 
 import bench_layers  # noqa: E402
+
 import vecjac as vj  # noqa: E402
 from vecjac.jacobians import clear_pattern_cache, conv_wrt_input, conv_wrt_kernel  # noqa: E402
 

@@ -100,12 +100,12 @@ def test_appendix_pattern_rows_are_the_rep2_pairs():
     for (p, q), terms in REP2.items():
         row = _vec_pos(p, q, 4)
         lo, hi = P.indptr[row], P.indptr[row + 1]
-        got = set(zip(P.a_index[lo:hi].tolist(), P.k_index[lo:hi].tolist()))
+        got = set(zip(P.a_index[lo:hi].tolist(), P.k_index[lo:hi].tolist(), strict=True))
         expected = {(_vec_pos(*a, 3), _vec_pos(*b, 2)) for a, b in terms}
         assert got == expected, (p, q)
     # z_32 in particular: a_22 b_11, a_23 b_12, a_32 b_21, a_33 b_22 -> vec A 4, 7, 5, 8
     lo, hi = P.indptr[6], P.indptr[7]
-    assert set(zip(P.a_index[lo:hi].tolist(), P.k_index[lo:hi].tolist())) == {
+    assert set(zip(P.a_index[lo:hi].tolist(), P.k_index[lo:hi].tolist(), strict=True)) == {
         (4, 0), (7, 2), (5, 1), (8, 3)
     }
 

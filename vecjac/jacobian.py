@@ -173,7 +173,9 @@ def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
     else:
         lead, size = shape[:-2], shape[-1] * shape[-2]
     if isinstance(index, tuple):
-        if len(index) != len(lead) or any(not 0 <= k < n for k, n in zip(index, lead)):
+        if len(index) != len(lead) or any(
+            not 0 <= k < n for k, n in zip(index, lead, strict=True)
+        ):
             raise IndexError(f"{name} {index} is not an index over the channel axes {lead}")
         flat = int(np.ravel_multi_index(index, lead))
     else:

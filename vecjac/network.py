@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numbers
 import time
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -119,7 +120,8 @@ class CNN:
             }
             for l in range(n)
         ]
-        self.n_out, self.output, self.loss_kind, self.reduction = int(n_out), output, loss, reduction
+        self.n_out, self.output = int(n_out), output
+        self.loss_kind, self.reduction = loss, reduction
         self.shapes = self._infer_shapes()
         self.params = self._init_params(np.random.default_rng(seed))
 
@@ -240,37 +242,35 @@ class CNN:
         N = cache["X"].shape[0]
         self.build_ms = {}
 
-        def add(name, build):
+        def add(name, builder, *args, **kwargs):
             start = time.perf_counter()
-            out[name] = build()
+            out[name] = builder(*args, **kwargs)
             self.build_ms[name] = 1e3 * (time.perf_counter() - start)
 
         if y is not None:
             add(f"dJ/dA{L}", lambda: jac.loss(cache[f"A{L}"], y, self.loss_kind,
                                               self.reduction)[1])
-        add(f"dA{L}/dZ{L}", lambda: jac.activation(cache[f"Z{L}"], self.output, of=f"A{L}",
-                                                   wrt=f"Z{L}"))
-        add(f"dZ{L}/dW{L}", lambda: jac.dense_wrt_weight(cache[f"B{L - 1}"], self.n_out,
-                                                         of=f"Z{L}", wrt=f"W{L}"))
-        add(f"dZ{L}/db{L}", lambda: jac.dense_wrt_bias(self.n_out, N, of=f"Z{L}", wrt=f"b{L}"))
-        add(f"dZ{L}/dB{L - 1}", lambda: jac.dense_wrt_input(p[f"W{L}"], N, of=f"Z{L}",
-                                                            wrt=f"B{L - 1}"))
-        add(f"dB{L - 1}/dA{L - 1}", lambda: jac.flatten(cache[f"A{L - 1}"].shape,
-                                                        of=f"B{L - 1}", wrt=f"A{L - 1}"))
+        add(f"dA{L}/dZ{L}", jac.activation, cache[f"Z{L}"], self.output, of=f"A{L}",
+            wrt=f"Z{L}")
+        add(f"dZ{L}/dW{L}", jac.dense_wrt_weight, cache[f"B{L - 1}"], self.n_out, of=f"Z{L}",
+            wrt=f"W{L}")
+        add(f"dZ{L}/db{L}", jac.dense_wrt_bias, self.n_out, N, of=f"Z{L}", wrt=f"b{L}")
+        add(f"dZ{L}/dB{L - 1}", jac.dense_wrt_input, p[f"W{L}"], N, of=f"Z{L}",
+            wrt=f"B{L - 1}")
+        add(f"dB{L - 1}/dA{L - 1}", jac.flatten, cache[f"A{L - 1}"].shape, of=f"B{L - 1}",
+            wrt=f"A{L - 1}")
         for l in range(L - 1, 0, -1):
             layer, below = self.layers[l - 1], ("X" if l == 1 else f"A{l - 1}")
             conv = dict(stride=layer["stride"], padding=layer["padding"], of=f"Z{l}")
             A_prev, K, Z = cache[f"A{l - 1}"], p[f"K{l}"], cache[f"Z{l}"]
-            add(f"dA{l}/dI{l}", lambda: self._pool_jacobian(cache[f"I{l}"], layer, l))
-            add(f"dI{l}/dZ{l}", lambda: jac.activation(Z, layer["activation"], of=f"I{l}",
-                                                       wrt=f"Z{l}"))
-            add(f"dZ{l}/dK{l}", lambda: jac.conv_wrt_kernel(A_prev, K.shape, wrt=f"K{l}",
-                                                            **conv))
-            add(f"dZ{l}/db{l}", lambda: jac.conv_wrt_bias(Z.shape, of=f"Z{l}", wrt=f"b{l}",
-                                                          dtype=self.dtype))
+            add(f"dA{l}/dI{l}", self._pool_jacobian, cache[f"I{l}"], layer, l)
+            add(f"dI{l}/dZ{l}", jac.activation, Z, layer["activation"], of=f"I{l}",
+                wrt=f"Z{l}")
+            add(f"dZ{l}/dK{l}", jac.conv_wrt_kernel, A_prev, K.shape, wrt=f"K{l}", **conv)
+            add(f"dZ{l}/db{l}", jac.conv_wrt_bias, Z.shape, of=f"Z{l}", wrt=f"b{l}",
+                dtype=self.dtype)
             if l > 1 or wrt_X:
-                add(f"dZ{l}/d{below}", lambda: jac.conv_wrt_input(K, A_prev.shape, wrt=below,
-                                                                  **conv))
+                add(f"dZ{l}/d{below}", jac.conv_wrt_input, K, A_prev.shape, wrt=below, **conv)
         return out
 
     def _pool_jacobian(self, I: NDArray, layer: dict, l: int) -> Jacobian:
@@ -314,7 +314,7 @@ class CNN:
         """Section 3.2: ``dJ/dtheta`` is a row times the Jacobians in order; its transpose,
         ``unvec``-ed, is the gradient."""
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
-        for upper, lower in zip(self.chain, self.chain[1:]):
+        for upper, lower in pairwise(self.chain):
             row = row @ J[f"d{upper}/d{lower}"]  # dJ/d lower
             for theta in self._params_of(lower):
                 grads[theta] = unvec(row @ J[f"d{lower}/d{theta}"], self.params[theta].shape)
@@ -383,14 +383,13 @@ class CNN:
         top = chain.index(of)
         if wrt in chain and chain.index(wrt) > top:
             names = chain[top : chain.index(wrt) + 1]
-            return [f"d{a}/d{b}" for a, b in zip(names, names[1:])]
+            return [f"d{a}/d{b}" for a, b in pairwise(names)]
         owner = next((z for z in chain if wrt in self._params_of(z)), None)
         if owner is not None and chain.index(owner) >= top:
             names = chain[top : chain.index(owner) + 1]
-            return [f"d{a}/d{b}" for a, b in zip(names, names[1:])] + [f"d{owner}/d{wrt}"]
-        valid = [c for c in chain if chain.index(c) > top] + [
-            q for q in params if chain.index(next(z for z in chain if q in self._params_of(z))) >= top
-        ]
+            return [f"d{a}/d{b}" for a, b in pairwise(names)] + [f"d{owner}/d{wrt}"]
+        owners = {q: z for z in chain for q in self._params_of(z)}
+        valid = chain[top + 1 :] + [q for q in params if chain.index(owners[q]) >= top]
         raise ValueError(f"wrt must be on the chain below {of!r}: one of {valid}, got {wrt!r}")
 
 

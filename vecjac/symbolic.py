@@ -71,7 +71,7 @@ def symbolic_conv(
     dZ_dA = [["0"] * (ha * wa) for _ in range(n_rows)]
     terms: list[list[tuple[int, str]]] = [[] for _ in range(n_rows)]
     row_of_entry = np.repeat(np.arange(n_rows), np.diff(pattern.indptr))
-    for row, ai, ki in zip(row_of_entry, pattern.a_index, pattern.k_index):
+    for row, ai, ki in zip(row_of_entry, pattern.a_index, pattern.k_index, strict=True):
         dZ_dbeta[row][ki] = a_labels[ai]
         dZ_dA[row][ai] = beta_labels[ki]
         u, v = ki % hk, ki // hk
@@ -97,9 +97,10 @@ def format_table(cells, row_labels=None, col_labels=None) -> str:
         rows.insert(0, list(col_labels))
     if row_labels is not None:
         labels = ([""] if col_labels is not None else []) + list(row_labels)
-        rows = [[label] + r for label, r in zip(labels, rows)]
+        rows = [[label] + r for label, r in zip(labels, rows, strict=True)]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows)
+    lines = ("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(lines)
 
 
 def _vec_labels(name: str, h: int, w: int) -> list[str]:

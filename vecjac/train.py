@@ -120,7 +120,9 @@ def _check_lr(lr) -> None:
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not (
         math.isfinite(lr) and lr > 0
     ):
-        raise ValueError(f"lr (the learning rate alpha) must be a positive finite number, got {lr!r}")
+        raise ValueError(
+            f"lr (the learning rate alpha) must be a positive finite number, got {lr!r}"
+        )
 
 
 def _bar(epoch: int, epochs: int, step: int, n_steps: int, loss: float) -> None:

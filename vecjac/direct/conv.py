@@ -148,7 +148,8 @@ def kernel_gradient(X: ArrayLike, dZ: ArrayLike, kernel_size, stride=1, padding=
     if dZ.shape[0] != X.shape[0] or dZ.shape[2:] != (hz, wz):
         raise ValueError(
             f"dZ has shape {dZ.shape}, but X {X.shape} with a {hk}x{wk} kernel, stride "
-            f"{stride} and padding {padding} gives outputs of shape ({X.shape[0]}, C_out, {hz}, {wz})"
+            f"{stride} and padding {padding} gives outputs of shape "
+            f"({X.shape[0]}, C_out, {hz}, {wz})"
         )
     X_pad = np.pad(X, ((0, 0), (0, 0), (hp, hp), (wp, wp)))
     D = dilate(dZ, stride)
@@ -250,5 +251,6 @@ def _check_upstream(dZ, A, K, stride, padding, single) -> NDArray:
     expected = (A.shape[0], K.shape[0], hz, wz)
     got = dZ.shape if not single else (1,) + dZ.shape
     if got != expected:
-        raise ValueError(f"dZ has shape {dZ.shape}, expected {expected[1:] if single else expected}")
+        expected = expected[1:] if single else expected
+        raise ValueError(f"dZ has shape {dZ.shape}, expected {expected}")
     return dZ[None] if single else dZ

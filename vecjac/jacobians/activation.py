@@ -28,8 +28,8 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_budget, csr_nbytes
 from ..direct.activation import ACTIVATIONS, activate, activation_derivative
 from ..jacobian import Jacobian
-from ._csr import csr_from_pattern
 from ..vec import as_float_array, check_choice, vec
+from ._csr import csr_from_pattern
 
 __all__ = ["activation"]
 

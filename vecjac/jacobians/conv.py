@@ -45,8 +45,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, csr_nbytes
 from ..jacobian import Jacobian
-from ._csr import csr_from_pattern
 from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
+from ._csr import csr_from_pattern
 
 __all__ = [
     "ConvPattern",

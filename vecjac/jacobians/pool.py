@@ -40,8 +40,8 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_budget, csr_nbytes
 from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
-from ._csr import csr_from_pattern
 from ..vec import as_float_array, vec
+from ._csr import csr_from_pattern
 from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
 
 __all__ = ["pool", "pool_block"]
