@@ -5,6 +5,11 @@ Yardsticks (DESIGN.md section 4, issue 2):
 * the direct path: one ``conv2d`` forward + ``conv2d_backward`` of the same layer;
 * the memory-bandwidth floor: ``numpy.copy`` of as many bytes as the Jacobian's CSR arrays.
 
+Conv builds are timed three ways: from scratch (pattern cache cleared), with the pattern
+cached (the default: the matrix gets its own copy of the index arrays), and with the pattern
+cached inside ``shared_patterns()`` (the matrix uses the cache's arrays, as the network's
+gradient path does).
+
 Targets: a build with a cached pattern within 3x of the copy floor, a build from scratch
 within 10x.  Run ``python experiments/benchmark.py`` (``--quick`` for fewer repeats); it
 prints a Markdown table that the README quotes.
@@ -27,7 +32,12 @@ sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 import bench_layers  # noqa: E402
 
 import vecjac as vj  # noqa: E402
-from vecjac.jacobians import clear_pattern_cache, conv_wrt_input, conv_wrt_kernel  # noqa: E402
+from vecjac.jacobians import (  # noqa: E402
+    clear_pattern_cache,
+    conv_wrt_input,
+    conv_wrt_kernel,
+    shared_patterns,
+)
 
 CONV_LAYERS = {  # name: (input shape, kernel shape, stride, padding)
     "A": ((1, 28, 28), (8, 1, 3, 3), 1, 1),
@@ -78,6 +88,8 @@ def conv_rows(repeat: int) -> list[dict]:
             copy_ms = copy_floor_ms(J.nbytes, repeat)
             scratch_ms = median_ms(build, repeat, setup=clear_pattern_cache)
             cached_ms = median_ms(build, repeat)
+            with shared_patterns():  # as the network's gradient path builds them
+                shared_ms = median_ms(build, repeat)
             rows.append({
                 "layer": f"{name} {jac_name}",
                 "shape": f"{J.shape[0]}x{J.shape[1]}",
@@ -90,6 +102,8 @@ def conv_rows(repeat: int) -> list[dict]:
                 "scratch/copy": scratch_ms / copy_ms,
                 "cached/copy": cached_ms / copy_ms,
                 "cached/direct": cached_ms / direct_ms,
+                "shared_ms": shared_ms,
+                "shared/copy": shared_ms / copy_ms,
             })
     return rows
 
