@@ -16,8 +16,8 @@ samples), with the ``(h_a w_a) x (h_z w_z)`` blocks ``d vecA_j / d vecI_j``:
   maximum of window ``(x, y)`` sits, else 0; one 1 per row, a selection matrix.
   ``ties="split"`` shares the 1 equally among tied maxima (see
   :func:`vecjac.direct.max_pool_shares`).  Padding acts as -inf.
-* **L2-norm pooling** (left open in the note, completed here):  ``A_j = sqrt(I_j^2 * 1)``, the square taken entry
-  by entry and ``1`` the all-ones ``h_l x w_l`` kernel, so
+* **L2-norm pooling** (left open in the note, completed here):  ``A_j = sqrt(I_j^2 * 1)``,
+  the square taken entry by entry and ``1`` the all-ones ``h_l x w_l`` kernel, so
 
       dA_{j,xy} / dI_{j,pq} = I_{j,pq} / A_{j,xy}      ((p, q) in window (x, y); 0 if A_{j,xy} = 0)
       d vecA_j / d vecI_j   = diag(vecA_j)^{-1} C_1 diag(vecI_j),
