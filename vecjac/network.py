@@ -228,7 +228,12 @@ class CNN:
         return y.T  # the note's layout, (n_out, N)
 
     def loss(self, X: ArrayLike, y: ArrayLike) -> float:
-        """The scalar ``J``."""
+        """The scalar ``J`` for inputs ``X`` of shape ``(N, C, H, W)``.
+
+        ``y`` (here and in ``jacobians``, ``gradients``, ``jacobian``): integer labels of
+        shape ``(N,)``, class indices in ``[0, n_out)`` (0/1 targets when ``n_out == 1``),
+        or float targets of shape ``(N, n_out)`` (``(N,)`` when ``n_out == 1``).
+        """
         cache = self._forward(X)
         y = self._targets(y, cache["X"].shape[0])
         return float(direct.loss(cache[f"A{self.L}"], y, self.loss_kind, self.reduction))
