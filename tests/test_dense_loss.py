@@ -247,3 +247,15 @@ def test_bad_loss_input():
         direct.loss(A3 * 4, [0, 1], "cross_entropy")
     with pytest.raises(ValueError, match="A3 must have 1 or 2 dimensions"):
         direct.loss(np.ones((1, 2, 2)), 0)
+
+
+def test_block_of_the_fc_layout_is_one_sample(rng):
+    """A matrix side (n, N) splits into its columns: block (n, n) of dZ3/dB2 is W3^T and the
+    off-diagonal blocks are empty (samples are independent)."""
+    W = rng.standard_normal((6, 4))
+    J = vj.jacobians.dense_wrt_input(W, n_samples=3)
+    for n in range(3):
+        np.testing.assert_array_equal(J.block(n, n).toarray(), W.T)
+    assert J.block(0, 2).nnz == 0
+    with pytest.raises(IndexError, match="out of range for 3 blocks"):
+        J.block(3, 0)

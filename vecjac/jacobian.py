@@ -156,8 +156,10 @@ class Jacobian:
         Rows and columns are split into blocks of the variable's last two (spatial) axes,
         one block per channel, as the note writes ``d vecZ_j / d vecA_i``.  A block index is
         an int (the flat channel index) or a tuple over the leading axes: ``(n, c)`` for a
-        batch ``(N, C, H, W)``, ``(j, i)`` for kernels ``(C_out, C_in, kh, kw)``.  A vector
-        or scalar side is one block, index 0.
+        batch ``(N, C, H, W)``, ``(j, i)`` for kernels ``(C_out, C_in, kh, kw)``.  A matrix
+        side ``(n, N)`` (the FC layout, features x samples) is split into its columns, as the
+        note's ``_vA`` is (one block per sample, or per output for ``W3``); a vector or scalar
+        side is one block, index 0.
 
         Examples: ``dZ/dA.block(j, i)`` is ``d vecZ_j / d vecA_i``;
         ``dZ/dK.block(j, (j, i))`` is ``d vecZ_j / d vecK_{j,i}``.
@@ -168,8 +170,10 @@ class Jacobian:
 
 
 def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
-    if len(shape) < 3:
+    if len(shape) < 2:
         lead, size = (), int(np.prod(shape))
+    elif len(shape) == 2:  # a matrix: its columns (samples of the FC layout (n, N))
+        lead, size = (shape[1],), shape[0]
     else:
         lead, size = shape[:-2], shape[-1] * shape[-2]
     if isinstance(index, tuple):
