@@ -13,16 +13,19 @@ draws), ``appendix_dZ_dbeta.png`` and ``appendix_dZ_dA.png``.
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import vecjac as vj
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common
+
+from _common import figure_args  # noqa: E402
+
+import vecjac as vj  # noqa: E402
 from vecjac import plot
 from vecjac.symbolic import appendix_example, format_table
 
-FIGURES = Path(__file__).resolve().parent / "figures"
 STRIDE, PADDING = (1, 2), (1, 1)
 
 
@@ -44,11 +47,7 @@ def check_against_builders(example, seed: int = 0) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="same figures (already fast)")
-    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = figure_args(__doc__, "same figures (already fast)", argv)
 
     s = appendix_example()
     print("dvecZ/dvecbeta (12 x 4), entries of A:\n")

@@ -27,16 +27,19 @@ printed; the script fails otherwise.  Writes ``chain_order.png``.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import vecjac as vj
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common
+
+from _common import figure_args  # noqa: E402
+
+import vecjac as vj  # noqa: E402
 from vecjac import plot
 
-FIGURES = Path(__file__).resolve().parent / "figures"
 TARGETS = [("A3", "X"), ("A3", "K1"), ("Z2", "X")]
 ORDERS = ("reverse", "forward")
 TOLERANCE = 1e-12  # relative, between the two orders (only rounding differs)
@@ -104,12 +107,10 @@ def compare_orders(net: vj.CNN, X, y, of: str, wrt: str, repeat: int = 5) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a batch of 2, one repeat")
-    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
-    parser.add_argument("--batch", type=int, default=None, help="digits in the batch (16)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    def extra(p):
+        p.add_argument("--batch", type=int, default=None, help="digits in the batch (16)")
+
+    args = figure_args(__doc__, "a batch of 2, one repeat", argv, extra)
     batch = args.batch or (2 if args.quick else 16)
     repeat = 1 if args.quick else 21
 

@@ -21,15 +21,18 @@ padding 0; ``dZ/dA`` above, ``dZ/dK`` below).
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import vecjac as vj
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common
+
+from _common import figure_args  # noqa: E402
+
+import vecjac as vj  # noqa: E402
 from vecjac import plot
 
-FIGURES = Path(__file__).resolve().parent / "figures"
 SIDE = 6
 
 
@@ -96,11 +99,7 @@ def kernel_row(kernels):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="strides and paddings 1-2 only")
-    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = figure_args(__doc__, "strides and paddings 1-2 only", argv)
     strides, paddings = ((1, 2), (0, 1)) if args.quick else ((1, 2, 3), (0, 1, 2))
     kernels = (1, 3, 5) if args.quick else (1, 2, 3, 4, 5, 6)
 

@@ -26,16 +26,19 @@ fixed overheads no longer dominate) are printed.  Writes ``scaling.png``.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import vecjac as vj
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common
+
+from _common import figure_args  # noqa: E402
+
+import vecjac as vj  # noqa: E402
 from vecjac import plot
 
-FIGURES = Path(__file__).resolve().parent / "figures"
 NAMES = ("dZ1/dX", "dZ1/dK1", "dZ1/db1", "dZ2/dA1", "dZ2/dK2", "dZ2/db2")
 METRICS = ("nnz", "mb", "ms", "ms_cached", "density", "dense_mb")
 
@@ -119,12 +122,10 @@ def print_slopes(label: str, xs, series) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="three small points per sweep")
-    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
-    parser.add_argument("--repeat", type=int, default=None, help="timing repeats (default 5)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    def extra(p):
+        p.add_argument("--repeat", type=int, default=None, help="timing repeats (default 5)")
+
+    args = figure_args(__doc__, "three small points per sweep", argv, extra)
     repeat = args.repeat or (1 if args.quick else 5)
     sizes = (8, 16, 32) if args.quick else (8, 16, 32, 64, 128)
     channels = (1, 2, 4) if args.quick else (1, 2, 4, 8, 16, 32)

@@ -18,13 +18,16 @@ Run ``python experiments/sparsity_patterns.py`` (``--quick``: only two of the si
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
-import vecjac as vj
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common
+
+from _common import figure_args  # noqa: E402
+
+import vecjac as vj  # noqa: E402
 from vecjac import plot
 
-FIGURES = Path(__file__).resolve().parent / "figures"
 END_TO_END = [("A3", "X"), ("A3", "K1"), ("Z2", "X")]
 QUICK_SINGLES = ("dZ2/dA1", "dZ1/dK1")
 
@@ -43,10 +46,7 @@ def print_table(jacobians: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="draw fewer single plots")
-    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
-    args = parser.parse_args(argv)
+    args = figure_args(__doc__, "draw fewer single plots", argv)
     (args.out / "sparsity").mkdir(parents=True, exist_ok=True)
 
     data = vj.data.load_digits()

@@ -17,15 +17,18 @@ gradient descent.  Writes ``train_digits.png``.
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import vecjac as vj
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common
+
+from _common import figure_args  # noqa: E402
+
+import vecjac as vj  # noqa: E402
 from vecjac import plot
 
-FIGURES = Path(__file__).resolve().parent / "figures"
 METHODS = {"Jacobian form": "jacobian", "direct backprop": "direct"}
 TOLERANCE = 1e-9  # largest difference between the histories (loss and accuracy)
 
@@ -48,12 +51,10 @@ def largest_difference(histories: dict) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 digits, 2 epochs")
-    parser.add_argument("--out", type=Path, default=FIGURES, help=f"folder (default {FIGURES})")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default 10)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    def extra(p):
+        p.add_argument("--epochs", type=int, default=None, help="epochs (default 10)")
+
+    args = figure_args(__doc__, "300 digits, 2 epochs", argv, extra)
     epochs = args.epochs or (2 if args.quick else 10)
 
     data = vj.data.load_digits()

@@ -226,3 +226,24 @@ class TestBadInput:
             vj.CNN(loss="hinge")
         with pytest.raises(ValueError, match="kernel size .* larger than the padded input"):
             vj.CNN(input_shape=(1, 4, 4), kernel_size=7, padding=0)
+
+    @pytest.mark.parametrize("settings,message", [
+        (dict(pool="mean"), "unknown pool 'mean'; valid pools are 'avg', 'max', 'l2'"),
+        (dict(activation="softmax"), "unknown activation 'softmax'"),
+        (dict(pool="max", pool_padding=2), "padding .* larger than half the pool size"),
+        (dict(pool_size=9), "pool size .* larger than the padded input"),
+    ])
+    def test_layer_settings_are_checked_at_construction(self, settings, message):
+        with pytest.raises(ValueError, match=message):
+            vj.CNN(input_shape=(1, 8, 8), **settings)
+
+
+def test_loss_and_gradients_share_one_forward_pass(rng):
+    net = make_net(*CONFIGS[0])
+    X, y = batch(net, rng)
+    J, grads = net.loss_and_gradients(X, y, method="direct")
+    assert J == net.loss(X, y)
+    for name, g in net.gradients(X, y, method="direct").items():
+        np.testing.assert_array_equal(grads[name], g)
+    with pytest.raises(ValueError, match="method must be 'jacobian', 'paper' or 'direct'"):
+        net.loss_and_gradients(X, y, method="autograd")

@@ -45,6 +45,16 @@ def csr_nbytes(nnz: int, n_rows: int, itemsize: int = 8) -> int:
     return int(nnz) * (itemsize + index_size) + (int(n_rows) + 1) * index_size
 
 
+def check_csr_budget(
+    nnz: int, n_rows: int, dtype, what: str, max_bytes: int | None = None
+) -> type:
+    """:func:`check_budget` for a CSR array of ``nnz`` entries and ``n_rows`` rows of
+    ``dtype``; returns the index dtype that ``csr_nbytes`` assumed (int32 when it fits)."""
+    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize)
+    check_budget(nbytes, f"{what} Jacobian ({nnz} stored entries)", max_bytes)
+    return np.int32 if max(nnz, n_rows) < 2**31 else np.int64
+
+
 def check_budget(nbytes: int, what: str, max_bytes: int | None = None) -> None:
     """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds the budget.
 
@@ -60,8 +70,9 @@ def check_budget(nbytes: int, what: str, max_bytes: int | None = None) -> None:
 
 
 def _human(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if nbytes < 1024 or unit == "TiB":
-            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{nbytes} B"
-        nbytes /= 1024
-    return f"{nbytes} B"
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{nbytes} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

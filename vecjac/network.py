@@ -32,12 +32,13 @@ from numpy.typing import ArrayLike, NDArray
 from . import direct
 from . import jacobians as jac
 from .jacobian import Jacobian
-from .vec import as_float_array, as_pair, conv_output_shape, unvec, vec
+from .vec import as_float_array, as_pair, check_choice, conv_output_shape, unvec, vec
 
 __all__ = ["CNN"]
 
 _OUTPUTS = ("softmax", "sigmoid", "identity")
 _LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error")
+_HIDDEN_ACTIVATIONS = tuple(a for a in direct.ACTIVATIONS if a != "softmax")  # elementwise
 
 
 class CNN:
@@ -148,10 +149,12 @@ class CNN:
             hz, wz = conv_output_shape((h, w), layer["kernel_size"], layer["stride"],
                                        layer["padding"])
             shapes[f"Z{l}"] = (layer["c_out"], hz, wz)
-            if layer["pool"] is not None:
-                stride = layer["pool_stride"] or layer["pool_size"]
-                hz, wz = conv_output_shape((hz, wz), as_pair(layer["pool_size"], "pool_size", 1),
-                                           stride, layer["pool_padding"], name="pool size")
+            check_choice(layer["activation"], "activation", _HIDDEN_ACTIVATIONS)
+            if layer["pool"] is not None:  # the pooling layer's own rule validates the rest
+                check_choice(layer["pool"], "pool", direct.POOL_KINDS)
+                hz, wz = direct.check_pool_args(
+                    shapes[f"Z{l}"], layer["pool"], layer["pool_size"], layer["pool_stride"],
+                    layer["pool_padding"]).output_shape[1:]
             shapes[f"A{l}"] = (layer["c_out"], hz, wz)
             c, h, w = layer["c_out"], hz, wz
         shapes["n_in"] = c * h * w
@@ -302,18 +305,25 @@ class CNN:
         method : {"jacobian", "paper", "direct"}
             See the module docstring; all three agree to rounding (tests hold them to 1e-10).
         """
+        return self.loss_and_gradients(X, y, method)[1]
+
+    def loss_and_gradients(
+        self, X: ArrayLike, y: ArrayLike, method: str = "jacobian"
+    ) -> tuple[float, dict[str, NDArray]]:
+        """``J`` and the gradients of :meth:`gradients`, from one forward pass."""
+        if method not in ("jacobian", "paper", "direct"):
+            raise ValueError(f"method must be 'jacobian', 'paper' or 'direct', got {method!r}")
         cache = self._forward(X)
         y = self._targets(y, cache["X"].shape[0])
+        J = float(direct.loss(cache[f"A{self.L}"], y, self.loss_kind, self.reduction))
         if method == "jacobian":
             with jac.shared_patterns():  # transient Jacobians: no copies of cached patterns
-                return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False))
+                return J, self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False))
         if method == "paper":
             from .paper import paper_gradients
 
-            return paper_gradients(self, cache, y)
-        if method == "direct":
-            return self._direct_gradients(cache, y)
-        raise ValueError(f"method must be 'jacobian', 'paper' or 'direct', got {method!r}")
+            return J, paper_gradients(self, cache, y)
+        return J, self._direct_gradients(cache, y)
 
     def _chain_gradients(self, J: dict[str, Jacobian]) -> dict[str, NDArray]:
         """Section 3.2: ``dJ/dtheta`` is a row times the Jacobians in order; its transpose,

@@ -22,12 +22,16 @@ from .network import CNN
 __all__ = ["train", "sgd_step", "accuracy"]
 
 
-def sgd_step(net: CNN, X: ArrayLike, y: ArrayLike, lr: float, method: str = "jacobian") -> None:
-    """One update ``theta := theta - lr * grad_theta J`` of every parameter, in place."""
+def sgd_step(net: CNN, X: ArrayLike, y: ArrayLike, lr: float, method: str = "jacobian") -> float:
+    """One update ``theta := theta - lr * grad_theta J`` of every parameter, in place.
+
+    Returns the loss ``J`` before the update (from the same forward pass as the gradients).
+    """
     _check_lr(lr)
-    grads = net.gradients(X, y, method=method)
+    J, grads = net.loss_and_gradients(X, y, method=method)
     for name, g in grads.items():
         net.params[name] -= lr * g.astype(net.params[name].dtype, copy=False)
+    return J
 
 
 def accuracy(net: CNN, X: ArrayLike, y: ArrayLike) -> float:
@@ -95,8 +99,7 @@ def train(
         for b in range(n_batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
             X, y = X_train[idx], y_train[idx]
-            losses.append(net.loss(X, y) / len(idx))
-            sgd_step(net, X, y, lr, method)
+            losses.append(sgd_step(net, X, y, lr, method) / len(idx))
             steps += 1
             if progress and sys.stderr.isatty():  # a live bar only on a terminal
                 _bar(epoch, epochs, b + 1, n_batches, losses[-1])

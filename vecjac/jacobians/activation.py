@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_budget, csr_nbytes
+from ..budget import check_csr_budget
 from ..direct.activation import ACTIVATIONS, activate, activation_derivative
 from ..jacobian import Jacobian
 from ..vec import as_float_array, check_choice, vec
@@ -76,7 +76,7 @@ def activation(
     if kind == "softmax":
         return _softmax(Z, of, wrt, max_bytes)
     n = Z.size
-    check_budget(csr_nbytes(n, n, Z.dtype.itemsize), f"activation Jacobian ({n} x {n})", max_bytes)
+    check_csr_budget(n, n, Z.dtype, f"activation ({n} x {n})", max_bytes)
     # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): take vec (a copy unless Z is a
     # vector) and overwrite it with the derivative, already in the diagonal's order.
     diagonal = vec(Z)
@@ -105,11 +105,8 @@ def _softmax(Z: NDArray, of: str, wrt: str, max_bytes) -> Jacobian:
     columns = S[:, None] if S.ndim == 1 else S
     n, n_samples = columns.shape
     nnz = n_samples * n * n
-    check_budget(
-        csr_nbytes(nnz, n * n_samples, Z.dtype.itemsize),
-        f"softmax Jacobian ({n_samples} blocks of {n} x {n})",
-        max_bytes,
-    )
+    check_csr_budget(nnz, n * n_samples, Z.dtype, f"softmax ({n_samples} blocks of {n} x {n})",
+                     max_bytes)
     s = columns.T  # (N, n): one row per sample
     blocks = -s[:, :, None] * s[:, None, :]  # -s s^T
     blocks[:, np.arange(n), np.arange(n)] += s  # + diag(s)

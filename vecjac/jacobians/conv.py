@@ -43,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_budget, csr_nbytes
+from ..budget import check_budget, check_csr_budget, csr_nbytes
 from ..jacobian import Jacobian
 from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
 from ._csr import csr_from_pattern
@@ -241,10 +241,9 @@ def conv_wrt_bias(
         )
     c_out, hw = output_shape[-3], output_shape[-1] * output_shape[-2]
     n_rows = int(np.prod(output_shape))
-    check_budget(csr_nbytes(n_rows, n_rows, np.dtype(dtype).itemsize),
-                 f"bias Jacobian ({n_rows} stored entries)", max_bytes)
+    check_csr_budget(n_rows, n_rows, dtype, "bias", max_bytes)
     columns = np.broadcast_to(np.arange(c_out, dtype=np.int32)[:, None], (c_out, hw)).ravel()
-    indices = np.tile(columns, n_rows // (c_out * hw))
+    indices = _repeat(columns, n_rows // (c_out * hw))
     indptr = np.arange(n_rows + 1, dtype=np.int32)
     matrix = sp.csr_array((np.ones(n_rows, dtype=dtype), indices, indptr), shape=(n_rows, c_out))
     return Jacobian(matrix, of, wrt, output_shape, (c_out,))

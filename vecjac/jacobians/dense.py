@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_budget, csr_nbytes
+from ..budget import check_csr_budget
 from ..jacobian import Jacobian
 from ..vec import as_float_array, order_permutation
 
@@ -58,7 +58,7 @@ def dense_wrt_input(
     W = as_float_array(W, "W", ndims=(2,))
     N = _samples(n_samples)
     n_in, n_out = W.shape
-    itype = _check(N * n_out * n_in, N * n_out, W.dtype, "dZ3/dB2", max_bytes)
+    itype = check_csr_budget(N * n_out * n_in, N * n_out, W.dtype, "dZ3/dB2", max_bytes)
     first = np.arange(N, dtype=itype)[:, None, None] * n_in
     indices = np.broadcast_to(first + np.arange(n_in, dtype=itype), (N, n_out, n_in))
     data = np.broadcast_to(W.T, (N, n_out, n_in))
@@ -91,7 +91,7 @@ def dense_wrt_weight(
     B = as_float_array(B, "B", ndims=(1, 2))
     n_out = _positive(n_out, "n_out")
     n_in, N = B.shape[0], (B.shape[1] if B.ndim == 2 else 1)
-    itype = _check(N * n_out * n_in, N * n_out, B.dtype, "dZ3/dW3", max_bytes)
+    itype = check_csr_budget(N * n_out * n_in, N * n_out, B.dtype, "dZ3/dW3", max_bytes)
     columns = np.arange(n_out, dtype=itype)[:, None] * n_in + np.arange(n_in, dtype=itype)
     indices = np.broadcast_to(columns, (N, n_out, n_in))
     data = np.broadcast_to(B.reshape(n_in, N).T[:, None, :], (N, n_out, n_in))
@@ -115,7 +115,7 @@ def dense_wrt_bias(
     J : Jacobian, shape (n_out, n_out), or (N n_out, n_out)
     """
     n_out, N = _positive(n_out, "n_out"), _samples(n_samples)
-    itype = _check(N * n_out, N * n_out, dtype, "dZ3/db3", max_bytes)
+    itype = check_csr_budget(N * n_out, N * n_out, dtype, "dZ3/db3", max_bytes)
     indptr = np.arange(N * n_out + 1, dtype=itype)
     indices = np.tile(np.arange(n_out, dtype=itype), N)
     data = np.ones(N * n_out, dtype=dtype)
@@ -152,7 +152,7 @@ def flatten(
         raise ValueError(f"order must be 'F' (the note's vec) or 'C' (A.ravel()), got {order!r}")
     m = int(np.prod(A_shape[-3:]))
     N = A_shape[0] if len(A_shape) == 4 else 1
-    itype = _check(N * m, N * m, dtype, "dB2/dA2", max_bytes)
+    itype = check_csr_budget(N * m, N * m, dtype, "dB2/dA2", max_bytes)
     if order == "F":
         columns = np.arange(N * m, dtype=itype)
     else:  # C position f of a sample sits at vec position argsort(p)[f]
@@ -199,9 +199,3 @@ def _feature_shape(A_shape) -> tuple[int, ...]:
             f"got {A_shape}"
         )
     return A_shape
-
-
-def _check(nnz: int, n_rows: int, dtype, what: str, max_bytes):
-    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize)
-    check_budget(nbytes, f"{what} Jacobian ({nnz} stored entries)", max_bytes)
-    return np.int32 if max(nnz, n_rows) < 2**31 - 1 else np.int64

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .. import direct
-from ..budget import check_budget, csr_nbytes
+from ..budget import check_csr_budget
 from ..jacobian import Jacobian
 from ..vec import vec
 
@@ -85,7 +85,7 @@ def loss_from_logits(
 
 def _row(gradient: NDArray, of: str, wrt: str) -> Jacobian:
     n = gradient.size
-    check_budget(csr_nbytes(n, 1, gradient.dtype.itemsize), f"d{of}/d{wrt} row", None)
+    check_csr_budget(n, 1, gradient.dtype, f"d{of}/d{wrt} row")
     indptr = np.array([0, n], dtype=np.int32 if n < 2**31 - 1 else np.int64)
     indices = np.arange(n, dtype=indptr.dtype)
     matrix = sp.csr_array((vec(gradient), indices, indptr), shape=(1, n))

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_budget, csr_nbytes
+from ..budget import check_csr_budget
 from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
 from ..vec import as_float_array, vec
@@ -143,7 +143,7 @@ def _max_first(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """Selection matrix built in CSR order: ``indptr = arange``, one switch per row, its
     column ``base + offsets[k]`` (window corner plus the switch's offset)."""
     n_rows = int(np.prod(args.output_shape))
-    _check(n_rows, n_rows, I.dtype, "max-pooling", max_bytes)
+    check_csr_budget(n_rows, n_rows, I.dtype, "max-pooling", max_bytes)
     base, offsets, indptr = _window_index(I.shape, args)
     columns = offsets.ravel()[vec(max_pool_switches(I, *args.geometry))]  # rows in vec order
     columns += base.ravel()
@@ -154,7 +154,7 @@ def _max_first(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
 def _max_split(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """Each row stores the shares ``1/t`` of its ``t`` tied maxima, columns ascending."""
     n_rows, nnz_bound = _window_counts(I, args)
-    _check(nnz_bound, n_rows, I.dtype, "max-pooling", max_bytes)
+    check_csr_budget(nnz_bound, n_rows, I.dtype, "max-pooling", max_bytes)
     base, offsets, _ = _window_index(I.shape, args)
     shares = max_pool_shares(I, *args.geometry, args.ties)  # (..., h_a, w_a, h_l, w_l)
     shares = np.swapaxes(np.swapaxes(shares, -3, -4), -1, -2)  # rows (w_a, h_a), entries (v, u)
@@ -170,7 +170,7 @@ def _max_split(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
 def _l2(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """The average-pooling pattern (cached), refilled: ``data = vecI[cols] / vecA[rows]``."""
     n_rows, nnz = _window_counts(I, args)
-    _check(nnz, n_rows, I.dtype, "L2-pooling", max_bytes)
+    check_csr_budget(nnz, n_rows, I.dtype, "L2-pooling", max_bytes)
     kernel_shape = (1, 1) + args.size
     pattern = conv_pattern(_folded(I.shape), kernel_shape, args.stride, args.padding)
     A = vec(pool2d(I, "l2", *args.geometry))
@@ -218,8 +218,3 @@ def _window_index(input_shape, args: PoolArgs) -> tuple[NDArray, NDArray, NDArra
     for array in (base, offsets, indptr):
         array.setflags(write=False)
     return base, offsets, indptr
-
-
-def _check(nnz: int, n_rows: int, dtype, what: str, max_bytes) -> None:
-    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize)
-    check_budget(nbytes, f"{what} Jacobian ({nnz} stored entries)", max_bytes)
