@@ -45,10 +45,10 @@ METRICS = ("nnz", "mb", "ms", "ms_cached", "density", "dense_mb")
 
 def conv_layers(net: vj.CNN):
     """``(n, input shape, K, stride, padding, Z shape)`` of each conv layer ``n``."""
-    shape = net.input_shape
-    for n, layer in enumerate(net.layers, start=1):
-        yield n, shape, net.params[f"K{n}"], layer["stride"], layer["padding"], net.shapes[f"Z{n}"]
-        shape = net.shapes[f"A{n}"]
+    convs = [layer for layer in net.layers if isinstance(layer, vj.layers.Conv2d)]
+    for n, layer in enumerate(convs, start=1):
+        yield n, layer.input_shape, net.params[f"K{n}"], layer.stride, layer.padding, \
+            layer.output_shape
 
 
 def timed(build, repeat: int) -> tuple[object, float, float]:

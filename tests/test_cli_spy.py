@@ -67,7 +67,7 @@ def test_spy_configured_network_in_process(tmp_path, capsys):
             "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "conv2 (3, 2, 5, 5)" in printed and "Jacobian dA2/dI2" in printed
+    assert "Z2 = Conv2d(3, kernel_size=(5, 5)" in printed and "Jacobian dA2/dI2" in printed
     assert_png(out)
 
 

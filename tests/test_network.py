@@ -8,14 +8,14 @@ import pytest
 import vecjac as vj
 from vecjac.testing import central_differences, reference_jacobian
 
-# (activation, pool, stride, padding, output, loss, n_out); a pair is (layer 1, layer 2)
+# (activation, pool, stride, padding, output, loss, n_out); a list is (layer 1, layer 2)
 CONFIGS = [
     ("sigmoid", "avg", 1, 1, "softmax", "cross_entropy", 4),
     ("tanh", "max", 1, 0, "softmax", "cross_entropy", 3),
-    ("softplus", "l2", (1, 2), 1, "sigmoid", "binary_cross_entropy", 1),
-    ("relu", "avg", (2, 1), 1, "identity", "squared_error", 2),
-    ("leaky_relu", None, 1, (0, 1), "sigmoid", "squared_error", 2),
-    ("sigmoid", "max", ((2, 1), 1), 1, "identity", "squared_error", 3),
+    ("softplus", "l2", [1, 2], 1, "sigmoid", "binary_cross_entropy", 1),
+    ("relu", "avg", [2, 1], 1, "identity", "squared_error", 2),
+    ("leaky_relu", None, 1, [0, 1], "sigmoid", "squared_error", 2),
+    ("sigmoid", "max", [(2, 1), 1], 1, "identity", "squared_error", 3),
 ]
 
 

@@ -5,10 +5,11 @@ over the column-major ``vec``; the chain rule is a product of them and a gradien
 transpose.  See README.md for a tour.
 """
 
-from . import data, direct, jacobians, testing
+from . import data, direct, jacobians, layers, testing
 from .budget import MemoryBudgetError, get_memory_budget, set_memory_budget
 from .jacobian import Jacobian
 from .network import CNN
+from .sequential import Sequential
 from .train import accuracy, train
 from .vec import conv_output_shape, convert_order, flat_index, order_permutation, unvec, vec
 
@@ -16,6 +17,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CNN",
+    "Sequential",
+    "layers",
     "Jacobian",
     "accuracy",
     "data",

@@ -88,7 +88,7 @@ def _network_settings(args: argparse.Namespace) -> dict:
         if len(values) > 1 and len(values) != n_layers:
             _fail(f"--{key.replace('_size', '').replace('_', '-')} takes one value for every "
                   f"conv layer or one per layer ({n_layers}), got {len(values)}")
-        settings[key] = values[0] if len(values) == 1 else tuple(values)
+        settings[key] = values[0] if len(values) == 1 else list(values)
     return settings
 
 

@@ -2,22 +2,26 @@ r"""The note's per-channel recursion (sections 3.1.1-3.1.6), written as the note
 
 Rows are the note's row vectors ``dJ/d...``; a batch stacks one row per sample (the note's
 formulas are per sample, and the loss sums over samples, so every parameter's Jacobian is the
-sum over samples of the per-sample products).
+sum over samples of the per-sample products).  Going down the layers:
 
-* 3.1.1  ``dJ/dZ3 = dJ/dA3 dA3/dZ3``; ``dJ/dW3 = (dJ/dZ3)^T B2^T``; ``dJ/db3 = dJ/dZ3``;
-  ``dJ/dB2 = dJ/dZ3 W3^T``.
-* 3.1.2  ``dJ/dB2`` reshaped to ``dJ/d_vA2``, one row per channel.
-* 3.1.3  ``dJ/d_vI2_j = dJ/d_vA2_j  d_vA2_j/d_vI2_j``, channel by channel (pooling).
-* 3.1.4  ``dJ/d_vZ2_j = dJ/d_vI2_j  d_vI2_j/d_vZ2_j``, channel by channel (activation).
-* 3.1.5  ``dJ/d_vK_{:,i} = dJ/d_vZ2  d_vZ2_j/d_vK_{j,i}`` (the block is the same for every
+* 3.1.1  a dense block: ``dJ/dZ = dJ/dA dA/dZ`` (one output-activation block per sample);
+  ``dJ/dW = (dJ/dZ)^T B^T``; ``dJ/db = dJ/dZ``; ``dJ/dB = dJ/dZ W^T``.
+* 3.1.2  ``dJ/dB`` reshaped to ``dJ/d_vA``, one row per channel.
+* 3.1.3  ``dJ/d_vI_j = dJ/d_vA_j  d_vA_j/d_vI_j``, channel by channel (pooling).
+* 3.1.4  ``dJ/d_vZ_j = dJ/d_vI_j  d_vI_j/d_vZ_j``, channel by channel (activation).
+* 3.1.5  ``dJ/d_vK_{:,i} = dJ/d_vZ  d_vZ_j/d_vK_{j,i}`` (the block is the same for every
   ``j``: one product per input channel ``i`` gives row ``j`` for every kernel);
-  ``dJ/db = (dJ/d_vZ2 1)^T``; ``dJ/d_vA1_i = sum_j dJ/d_vZ2_j  d_vZ2_j/d_vA1_i``.
-* 3.1.6  the same for layer 1.
+  ``dJ/db = (dJ/d_vZ 1)^T``; ``dJ/d_vA_i = sum_j dJ/d_vZ_j  d_vZ_j/d_vA_i``.
+* 3.1.6  the same for every conv block below.
 
-This is the literal form, with loops over channels and channel pairs and one small block
-Jacobian per step; it exists to show the note's recursion running and to be held equal to the
-stacked chain and to direct back-propagation.  It is not the fast path: ``method="jacobian"``
-and ``method="direct"`` are.
+Every :class:`vecjac.Sequential` with a loss has the note's shape (conv blocks, ``Flatten``,
+dense blocks: the layers' shape rules allow nothing else), so this recursion serves them all;
+a block may hold any number of channel-wise layers (3.1.3 and 3.1.4 in any order).
+
+This is the literal form, with loops over layers, channels and channel pairs and one small
+block Jacobian per step; it exists to show the note's recursion running and to be held equal
+to the stacked chain and to direct back-propagation.  It is not the fast path:
+``method="jacobian"`` and ``method="direct"`` are.
 """
 
 from __future__ import annotations
@@ -26,50 +30,47 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import jacobians as jac
+from .layers import Conv2d, Dense, Flatten
 from .vec import unvec
 
 __all__ = ["paper_gradients"]
 
 
 def paper_gradients(net, cache: dict, y) -> dict[str, NDArray]:
-    """Gradients of every parameter of ``net`` by the note's per-channel recursion."""
-    L, p, grads = net.L, net.params, {}
-    N = cache["X"].shape[0]
-    # 3.1.1: the fully-connected layer; rows of D are the samples' dJ/dZ3.
-    _, dJ_dA = jac.loss(cache[f"A{L}"], y, net.loss_kind, net.reduction)
-    dA_dZ = jac.activation(cache[f"Z{L}"], net.output)
-    D = (dJ_dA.matrix @ dA_dZ.matrix).toarray().reshape(N, net.n_out)
-    B = cache[f"B{L - 1}"]  # (n_in, N)
-    grads[f"W{L}"] = (D.T @ B.T).T  # gradient = (dJ/dW3)^T, summed over samples
-    grads[f"b{L}"] = D.sum(axis=0)
-    dJ_dB = D @ p[f"W{L}"].T  # (N, n_in): each row dJ/dB2 of one sample
-    # 3.1.2: rows of dJ/dB2 reshaped to one row per channel: dJ/d_vA, shape (N, c, h w).
-    c, h, w = cache[f"A{L - 1}"].shape[1:]
-    dJ_dvA = dJ_dB.reshape(N, c, h * w)
-    for l in range(L - 1, 0, -1):
-        layer = net.layers[l - 1]
-        dJ_dvZ = _through_pool_and_activation(dJ_dvA, cache, layer, l)  # (N, c, h_z w_z)
-        A_prev = cache[f"A{l - 1}"]
-        grads[f"K{l}"], grads[f"b{l}"] = _kernel_and_bias(dJ_dvZ, A_prev, p[f"K{l}"], layer)
-        if l > 1:
-            dJ_dvA = _input(dJ_dvZ, A_prev.shape, p[f"K{l}"], layer)
+    """Gradients of every parameter of the :class:`vecjac.Sequential` ``net``."""
+    if net.loss_kind is None:
+        raise ValueError("the paper's recursion starts at the loss J: this network has none")
+    N, grads = cache["X"].shape[0], {}
+    row = jac.loss_from_logits if net.from_logits else jac.loss
+    D = row(cache[net.top], y, net.loss_kind, net.reduction)[1].toarray().reshape(N, -1)
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer, A, p = net.layers[i], cache[net.inputs[i]], net._local(i)
+        names = net.param_names[i]
+        if isinstance(layer, Dense):  # 3.1.1; D holds the samples' dJ/dZ, (N, n_out)
+            grads[names["W"]] = A @ D  # gradient = (dJ/dW)^T, summed over samples
+            grads[names["b"]] = D.sum(axis=0)
+            D = D @ p["W"].T  # each row dJ/dB of one sample
+        elif isinstance(layer, Flatten):  # 3.1.2: one row per channel, (N, c, h w)
+            D = D.reshape(N, A.shape[1], -1)
+        elif isinstance(layer, Conv2d):  # 3.1.5, 3.1.6
+            grads[names["K"]], grads[names["b"]] = _kernel_and_bias(D, A, p["K"], layer)
+            if i > 0:
+                D = _input(D, A.shape, p["K"], layer)
+        elif D.ndim == 3:  # 3.1.3 / 3.1.4, channel by channel
+            D = _channel_wise(D, A, layer)
+        else:  # an activation of the dense part: one block per sample
+            D = (D.ravel() @ layer.jacobian(A, p, "A", "Z").matrix).reshape(N, -1)
     return grads
 
 
-def _through_pool_and_activation(dJ_dvA, cache, layer, l) -> NDArray:
-    """3.1.3 and 3.1.4, channel by channel: ``dJ/d_vZ_j = dJ/d_vA_j dvA_j/dvI_j dvI_j/dvZ_j``."""
-    I, Z = cache[f"I{l}"], cache[f"Z{l}"]
-    N, c = Z.shape[:2]
-    dJ_dvZ = np.empty((N, c, Z.shape[2] * Z.shape[3]), dtype=Z.dtype)
+def _channel_wise(dJ_dvA, I, layer) -> NDArray:
+    """``dJ/d_vI_j = dJ/d_vA_j dvA_j/dvI_j`` for every channel ``j`` (pooling or activation)."""
+    N, c = I.shape[:2]
+    dJ_dvI = np.empty((N, c, I.shape[2] * I.shape[3]), dtype=I.dtype)
     for j in range(c):
-        row = dJ_dvA[:, j].ravel()  # the samples' dJ/d_vA_j, one after another
-        if layer["pool"] is not None:
-            pool_j = jac.pool(I[:, j : j + 1], layer["pool"], layer["pool_size"],
-                              layer["pool_stride"], layer["pool_padding"])
-            row = row @ pool_j.matrix  # dJ/d_vI_j
-        act_j = jac.activation(Z[:, j : j + 1], layer["activation"])
-        dJ_dvZ[:, j] = (row @ act_j.matrix).reshape(N, -1)
-    return dJ_dvZ
+        block = layer.jacobian(I[:, j : j + 1], {}, "A_j", "I_j")  # the samples' blocks
+        dJ_dvI[:, j] = (dJ_dvA[:, j].ravel() @ block.matrix).reshape(N, -1)
+    return dJ_dvI
 
 
 def _kernel_and_bias(dJ_dvZ, A_prev, K, layer) -> tuple[NDArray, NDArray]:
@@ -80,7 +81,7 @@ def _kernel_and_bias(dJ_dvZ, A_prev, K, layer) -> tuple[NDArray, NDArray]:
     for i in range(K.shape[1]):
         # the samples' blocks d_vZ_j/d_vK_{j,i}, stacked: built from A_i alone
         block = jac.conv_wrt_kernel(A_prev[:, i : i + 1], (1, 1) + K.shape[2:],
-                                    layer["stride"], layer["padding"])
+                                    layer.stride, layer.padding)
         dJ_dvK_i = (block.matrix.T @ rows.T).T  # (c_out, h_k w_k): row j is dJ/d_vK_{j,i}
         grad_K[:, i] = unvec(dJ_dvK_i, (c_out,) + K.shape[2:])  # row j -> K_{j,i}
     grad_b = rows @ np.ones(N * hw_z)  # (dJ/d_vZ 1)^T
@@ -93,6 +94,6 @@ def _input(dJ_dvZ, A_shape, K, layer) -> NDArray:
     dJ_dvA = np.zeros((N, c_in, h * w), dtype=dJ_dvZ.dtype)
     for i in range(c_in):
         for j in range(K.shape[0]):
-            block = jac.conv_block_wrt_input(K[j, i], (h, w), layer["stride"], layer["padding"])
+            block = jac.conv_block_wrt_input(K[j, i], (h, w), layer.stride, layer.padding)
             dJ_dvA[:, i] += (block.matrix.T @ dJ_dvZ[:, j].T).T
     return dJ_dvA

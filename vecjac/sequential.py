@@ -1,0 +1,369 @@
+r"""``Sequential``: any CNN of the note's shape as a list of layers and a loss.
+
+The note derives its gradients for a general layer ``l``; this class runs that derivation
+for any stack of conv blocks (``Conv2d``, activations, pooling), a ``Flatten`` and dense
+blocks (``Dense``, activations), then a loss ``J``.
+
+**Names** follow the note, generalised.  A block starts at each ``Conv2d`` or ``Dense``
+(block ``l``, counted from 1); its output is ``Z{l}`` and its parameters ``K{l}``, ``b{l}``
+(conv) or ``W{l}``, ``b{l}`` (dense).  The last layer of the block gives ``A{l}``; one layer
+between them gives ``I{l}`` (the activation before pooling), several give ``I{l}_1``,
+``I{l}_2``, ...  A block of the ``Conv2d`` / ``Dense`` alone has no ``A{l}``: its output is
+``Z{l}``.  ``Flatten`` gives ``B{l}`` after block ``l``.  The input is ``X``; the loss ``J``.
+
+**Layouts.**  Feature maps are ``(N, C, H, W)``; the fully-connected part uses the note's
+features x samples, ``B{l}`` of shape ``(n, N)`` (the slides' ``H1 = [400 x 100]``), so that
+every ``vec`` is sample-outermost and the chain needs no reordering.  Dense weights are the
+note's ``(n_in, n_out)`` with ``Z = W^T B + b``; ``forward`` returns ``(N, n_out)``.
+
+**Gradients three ways** (``gradients(method=...)``), held equal by the tests:
+``"jacobian"``, a row vector times the stacked sparse Jacobians in order (section 3.2);
+``"paper"``, the note's per-channel recursion (sections 3.1.1-3.1.6, :mod:`vecjac.paper`);
+``"direct"``, ordinary back-propagation with :mod:`vecjac.direct`.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import pairwise
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import direct
+from . import jacobians as jac
+from .jacobian import Jacobian
+from .layers import Activation, Flatten, Layer
+from .vec import as_float_array, check_choice, unvec
+
+__all__ = ["Sequential"]
+
+_SQUASHING = ("softmax", "sigmoid")  # outputs the cross-entropies read as probabilities
+
+
+class Sequential:
+    """A list of layers and a loss, with every Jacobian of the chain and three gradients.
+
+    Parameters
+    ----------
+    input_shape : (C, H, W)
+        One sample's shape; inputs ``X`` are ``(N, C, H, W)``.
+    layers : list of :class:`vecjac.layers.Layer`
+        Conv blocks, ``Flatten``, dense blocks, in the note's order; each layer is checked
+        against its input here (an error names the layer).  The objects are copied.
+    loss : {"cross_entropy", "binary_cross_entropy", "squared_error"}, optional
+        Needs a vector output.  The cross-entropies read the output as probabilities when the
+        last layer is a softmax or sigmoid ``Activation``; otherwise as logits, with softmax
+        (sigmoid) fused into the loss, as ``torch.nn.functional.cross_entropy``
+        (``binary_cross_entropy_with_logits``) does.  ``None``: no loss (forward passes and
+        Jacobians only).
+    reduction : {"sum", "mean"}
+        The loss sums over the batch (default, as the slides) or averages.
+    seed : int
+        Seeds the initialisation (each layer's ``init_params``, in order).
+    dtype : float64 (default) or float32
+
+    Examples
+    --------
+    >>> from vecjac.layers import Conv2d, Activation, Pool2d, Flatten, Dense
+    >>> net = Sequential((1, 8, 8), [Conv2d(4, 3, padding=1), Activation("tanh"),
+    ...                  Pool2d("avg", 2), Flatten(), Dense(10), Activation("softmax")],
+    ...                  loss="cross_entropy")
+    >>> net.chain
+    ['J', 'A2', 'Z2', 'B1', 'A1', 'I1', 'Z1']
+    """
+
+    def __init__(self, input_shape, layers, loss: str | None = None, reduction: str = "sum",
+                 seed: int = 0, dtype=np.float64):
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be (C, H, W) of positive sizes, got {input_shape}")
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError("layers must be a non-empty list of vecjac.layers objects, got "
+                            f"{[type(layer).__name__ for layer in layers]}")
+        if loss is not None:
+            check_choice(loss, "loss", direct.LOSSES)
+        check_choice(reduction, "reduction", direct.REDUCTIONS)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.names = _output_names(layers)
+        self.layers, shape = [], self.input_shape
+        for i, (layer, name) in enumerate(zip(layers, self.names, strict=True)):
+            try:
+                self.layers.append(layer.bind(shape))
+            except ValueError as error:
+                raise ValueError(f"layer {i + 1}, {layer!r} (giving {name}, input of shape "
+                                 f"{shape}): {error}") from None
+            shape = self.layers[-1].output_shape
+        self.inputs = ["X"] + self.names[:-1]
+        self.shapes = dict(zip(["X"] + self.names, [self.input_shape] + [
+            layer.output_shape for layer in self.layers], strict=True))
+        self.output_shape, self.top = shape, self.names[-1]
+        if loss is not None and len(shape) != 1:
+            raise ValueError(f"loss {loss!r} needs a vector output (end with Flatten/Dense), "
+                             f"but the last layer gives {self.top} of shape {shape}")
+        self.loss_kind, self.reduction = loss, reduction
+        last = self.layers[-1]
+        self.from_logits = loss in direct.LOGIT_LOSSES and not (
+            isinstance(last, Activation) and last.kind in _SQUASHING)
+        self.param_names = [_param_names(layer, name) for layer, name in
+                            zip(self.layers, self.names, strict=True)]
+        self.L = sum(layer.starts_block for layer in self.layers)
+        rng = np.random.default_rng(seed)
+        self.params: dict[str, NDArray] = {}
+        for layer, names in zip(self.layers, self.param_names, strict=True):
+            for symbol, value in layer.init_params(rng, self.dtype).items():
+                self.params[names[symbol]] = value
+
+    # --- structure ------------------------------------------------------------------------
+    @property
+    def chain(self) -> list[str]:
+        """The variables from the loss down to the first layer's output (``X`` excluded)."""
+        return (["J"] if self.loss_kind else []) + self.names[::-1]
+
+    @property
+    def n_out(self) -> int:
+        """The size of one sample's output (vector outputs)."""
+        return int(np.prod(self.output_shape))
+
+    def _params_of(self, name: str) -> tuple[str, ...]:
+        i = self.names.index(name) if name in self.names else None
+        return () if i is None else tuple(self.param_names[i].values())
+
+    def _local(self, i: int) -> dict[str, NDArray]:
+        return {s: self.params[g] for s, g in self.param_names[i].items()}
+
+    def __repr__(self) -> str:
+        rows = [f"  {name} = {layer!r}  -> {layer.output_shape}"
+                for name, layer in zip(self.names, self.layers, strict=True)]
+        loss = f"loss={self.loss_kind!r}, reduction={self.reduction!r}"
+        return (f"{type(self).__name__}(input {self.input_shape}, {loss},\n" + "\n".join(rows)
+                + "\n)")
+
+    # --- forward --------------------------------------------------------------------------
+    def _check_X(self, X: ArrayLike) -> NDArray:
+        X = as_float_array(X, "X", ndims=(4,))
+        if X.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"X must have shape (N, {', '.join(map(str, self.input_shape))}) for this "
+                f"network, got {X.shape}"
+            )
+        return X.astype(self.dtype, copy=False)
+
+    def _forward(self, X: ArrayLike) -> dict[str, NDArray]:
+        """Every intermediate of the forward pass, by the note's names."""
+        cache = {"X": self._check_X(X)}
+        A = cache["X"]
+        for i, (layer, name) in enumerate(zip(self.layers, self.names, strict=True)):
+            A = cache[name] = layer.forward(A, self._local(i))
+        return cache
+
+    def forward(self, X: ArrayLike) -> NDArray:
+        """The network's output: ``(N, n_out)`` for a vector output, else ``(N, C, H, W)``."""
+        out = self._forward(X)[self.top]
+        return out.T if out.ndim == 2 else out
+
+    def _targets(self, y: ArrayLike, N: int):
+        if self.loss_kind is None:
+            raise ValueError("this network has no loss: pass loss= to the constructor")
+        y = np.asarray(y)
+        if y.dtype.kind in "iu":
+            if y.shape != (N,):
+                raise ValueError(f"y must hold one label per sample, shape ({N},), got {y.shape}")
+            hi = self.n_out if self.n_out > 1 else 2
+            if y.size and (y.min() < 0 or y.max() >= hi):
+                raise ValueError(f"labels y must lie in [0, {hi - 1}], got [{y.min()}, {y.max()}]")
+            return y
+        y = as_float_array(y, "y", ndims=(1, 2))
+        if self.n_out == 1 and y.shape == (N,):
+            return y[None, :]
+        if y.shape != (N, self.n_out):
+            raise ValueError(f"y as targets must have shape ({N}, {self.n_out}), got {y.shape}")
+        return y.T  # the note's layout, (n_out, N)
+
+    def _loss(self, top: NDArray, y) -> float:
+        if self.from_logits:
+            return direct.loss_from_logits(top, y, self.loss_kind, self.reduction)[0]
+        return float(direct.loss(top, y, self.loss_kind, self.reduction))
+
+    def loss(self, X: ArrayLike, y: ArrayLike) -> float:
+        """The scalar ``J`` for inputs ``X`` of shape ``(N, C, H, W)``.
+
+        ``y`` (here and in ``jacobians``, ``gradients``, ``jacobian``): integer labels of
+        shape ``(N,)``, class indices in ``[0, n_out)`` (0/1 targets when ``n_out == 1``),
+        or float targets of shape ``(N, n_out)`` (``(N,)`` when ``n_out == 1``).
+        """
+        cache = self._forward(X)
+        return self._loss(cache[self.top], self._targets(y, cache["X"].shape[0]))
+
+    # --- Jacobians ------------------------------------------------------------------------
+    def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True) -> dict[str, Jacobian]:
+        """Every Jacobian of the chain from the forward cache, from the loss down; build
+        times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``."""
+        out, self.build_ms = {}, {}
+
+        def add(name, builder, *args, **kwargs):
+            start = time.perf_counter()
+            out[name] = builder(*args, **kwargs)
+            self.build_ms[name] = 1e3 * (time.perf_counter() - start)
+
+        if y is not None:
+            row = jac.loss_from_logits if self.from_logits else jac.loss
+            add(f"dJ/d{self.top}", lambda: row(cache[self.top], y, self.loss_kind,
+                                               self.reduction, wrt=self.top)[1])
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, name, below = self.layers[i], self.names[i], self.inputs[i]
+            A, p = cache[below], self._local(i)
+            for symbol, theta in self.param_names[i].items():
+                add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta)
+            if i > 0 or wrt_X:
+                add(f"d{name}/d{below}", layer.jacobian, A, p, name, below)
+        return out
+
+    def jacobians(self, X: ArrayLike, y: ArrayLike | None = None) -> dict[str, Jacobian]:
+        """Every named Jacobian of the chain, ``{"dJ/dA3": ..., "dZ1/dX": ...}``.
+
+        ``dJ/d<top>`` is included when the labels ``y`` are given.
+        """
+        cache = self._forward(X)
+        y = None if y is None else self._targets(y, cache["X"].shape[0])
+        return self._cached_jacobians(cache, y)
+
+    # --- gradients ------------------------------------------------------------------------
+    def gradients(self, X: ArrayLike, y: ArrayLike, method: str = "jacobian") -> dict[str, NDArray]:
+        """``nabla_theta J`` for every parameter, arrays shaped like ``params``.
+
+        ``method`` is ``"jacobian"``, ``"paper"`` or ``"direct"`` (module docstring); all
+        three agree to rounding (the tests hold them to 1e-10).
+        """
+        return self.loss_and_gradients(X, y, method)[1]
+
+    def loss_and_gradients(
+        self, X: ArrayLike, y: ArrayLike, method: str = "jacobian"
+    ) -> tuple[float, dict[str, NDArray]]:
+        """``J`` and the gradients of :meth:`gradients`, from one forward pass."""
+        if method not in ("jacobian", "paper", "direct"):
+            raise ValueError(f"method must be 'jacobian', 'paper' or 'direct', got {method!r}")
+        cache = self._forward(X)
+        y = self._targets(y, cache["X"].shape[0])
+        J = self._loss(cache[self.top], y)
+        if method == "jacobian":
+            with jac.shared_patterns():  # transient Jacobians: no copies of cached patterns
+                return J, self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False))
+        if method == "paper":
+            from .paper import paper_gradients
+
+            return J, paper_gradients(self, cache, y)
+        return J, self._direct_gradients(cache, y)
+
+    def _chain_gradients(self, J: dict[str, Jacobian]) -> dict[str, NDArray]:
+        """Section 3.2: ``dJ/dtheta`` is a row times the Jacobians in order; its transpose,
+        ``unvec``-ed, is the gradient."""
+        grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
+        for upper, lower in pairwise(self.chain):
+            row = row @ J[f"d{upper}/d{lower}"]  # dJ/d lower
+            for theta in self._params_of(lower):
+                grads[theta] = unvec(row @ J[f"d{lower}/d{theta}"], self.params[theta].shape)
+        return grads
+
+    def _direct_gradients(self, cache: dict, y) -> dict[str, NDArray]:
+        top, grads = cache[self.top], {}
+        if self.from_logits:
+            dA = direct.loss_from_logits(top, y, self.loss_kind, self.reduction)[1]
+        else:
+            dA = direct.loss_backward(top, y, self.loss_kind, self.reduction)
+        for i in range(len(self.layers) - 1, -1, -1):
+            dA, g = self.layers[i].backward(dA, cache[self.inputs[i]], self._local(i),
+                                            input_grad=i > 0)
+            grads.update({self.param_names[i][s]: value for s, value in g.items()})
+        return grads
+
+    # --- end-to-end Jacobians -------------------------------------------------------------
+    def jacobian(self, X: ArrayLike, of: str, wrt: str, y: ArrayLike | None = None,
+                 order: str = "reverse", report: bool = False):
+        """Any end-to-end Jacobian along the chain, as a product of sparse Jacobians.
+
+        Parameters
+        ----------
+        of, wrt : str
+            Names on the chain (``"A3"``, ``"Z2"``, ``"J"`` with ``y``) and a variable below
+            ``of`` (an activation ``"X"``, ``"A1"``, ... or a parameter ``"K1"``, ``"W3"``).
+        order : {"reverse", "forward"}
+            ``"reverse"`` multiplies left to right (from ``of`` down, as back-propagation),
+            ``"forward"`` right to left (from ``wrt`` up).  The results are equal.
+        report : bool
+            Also return a list with each intermediate product's name, shape and nnz.
+
+        Returns
+        -------
+        Jacobian ``d of / d wrt`` (and the report).
+        """
+        factors = self._path(of, wrt)
+        if order not in ("reverse", "forward"):
+            raise ValueError(f"order must be 'reverse' or 'forward', got {order!r}")
+        cache = self._forward(X)
+        if of == "J" and y is None:
+            raise ValueError("of='J' needs the labels y")
+        y = None if y is None else self._targets(y, cache["X"].shape[0])
+        J = self._cached_jacobians(cache, y)
+        mats = [J[name] for name in factors]
+        if order == "forward":
+            mats = mats[::-1]
+        product, steps = mats[0], []
+        for factor in mats[1:]:
+            product = product @ factor if order == "reverse" else factor @ product
+            steps.append({"product": product.name, "shape": product.shape, "nnz": product.nnz})
+        return (product, steps) if report else product
+
+    def _path(self, of: str, wrt: str) -> list[str]:
+        chain = self.chain + ["X"]
+        if of not in chain[:-1]:
+            raise ValueError(f"of must be one of {chain[:-1]}, got {of!r}")
+        top = chain.index(of)
+        owners = {theta: z for z in chain for theta in self._params_of(z)}
+        if wrt in chain and chain.index(wrt) > top:
+            names, last = chain[top : chain.index(wrt) + 1], []
+        elif wrt in owners and chain.index(owners[wrt]) >= top:
+            names, last = chain[top : chain.index(owners[wrt]) + 1], [f"d{owners[wrt]}/d{wrt}"]
+        else:
+            valid = chain[top + 1 :] + [q for q, z in owners.items() if chain.index(z) >= top]
+            raise ValueError(f"wrt must be on the chain below {of!r}: one of {valid}, got {wrt!r}")
+        return [f"d{a}/d{b}" for a, b in pairwise(names)] + last
+
+
+def _output_names(layers: list[Layer]) -> list[str]:
+    """The note's name of every layer's output (the rule in the module docstring)."""
+    names: list[str] = []
+    run: list[int] = []  # layers after the current block's Z, named when the block ends
+    l, anchor = 0, "X"
+
+    def close() -> None:
+        if not run:
+            return
+        labels = [f"I{l}"] if len(run) == 2 else [f"I{l}_{k}" for k in range(1, len(run))]
+        for i, label in zip(run, labels[: len(run) - 1] + [f"A{l}"], strict=True):
+            names[i] = label
+        run.clear()
+
+    for i, layer in enumerate(layers):
+        if layer.starts_block or isinstance(layer, Flatten):
+            close()
+            l += layer.starts_block
+            anchor = "Z" if layer.starts_block else "B"
+            names.append(f"{anchor}{l}")
+        elif anchor != "Z":
+            where = "the first layer" if anchor == "X" else "right after Flatten"
+            raise ValueError(f"layer {i + 1}, {layer!r}, cannot be {where}: activations and "
+                             "pooling belong to a block that starts with Conv2d or Dense")
+        else:
+            names.append("")
+            run.append(i)
+    close()
+    return names
+
+
+def _param_names(layer: Layer, name: str) -> dict[str, str]:
+    """``{"K": "K2", "b": "b2"}`` for the layer giving ``Z2``."""
+    return {symbol: f"{symbol}{name[1:]}" for symbol in layer.params}
