@@ -67,7 +67,7 @@ class Layer:
 
     def _require_rank(self, input_shape: tuple[int, ...], rank: int, hint: str) -> None:
         if len(input_shape) != rank:
-            raise ValueError(f"{self!r} needs {hint}, got an input of shape {input_shape}")
+            raise ValueError(f"{type(self).__name__} needs {hint}, got shape {input_shape}")
 
     # --- parameters -----------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator, dtype) -> dict[str, NDArray]:
