@@ -1,4 +1,4 @@
-"""Benchmark rows for pooling and activation Jacobians (issue 3, "Speed").
+"""Benchmark rows for pooling and activation Jacobians: their build speed against yardsticks.
 
 For a batch of 64 feature maps of 16 x 28 x 28 (float64), each layer reports the time to
 build its stacked Jacobian, the direct forward + backward of the same layer, and a copy of as

@@ -1,6 +1,6 @@
 """Shared test configuration: a seeded generator and the hypothesis profiles.
 
-STYLE.md item 9: every test is deterministic.  Tests take the ``rng`` fixture (a fresh
+Every test is deterministic.  Tests take the ``rng`` fixture (a fresh
 ``np.random.default_rng(0)`` per test); hypothesis tests draw their own seed instead, since a
 function-scoped fixture is not reset between hypothesis examples.
 

@@ -1,8 +1,8 @@
-"""The deliberately naive oracle the tests trust (STYLE.md item 4).
+"""The deliberately naive oracle the tests trust: simple enough to check by reading.
 
 Nothing here imports vecjac.  Every function is written the obvious way, with explicit
 loops, straight from the definitions of the note (section 2 and the appendix) and of
-DESIGN.md section 1:
+docs/design.md, section 1:
 
 * :func:`conv2d_naive` -- ``Z[n, j, x, y] = sum_{i,u,v} A_pad[n, i, x h_s + u, y w_s + v]
   K[j, i, u, v] + b[j]``, seven nested loops over an explicitly zero-padded copy of ``A``;

@@ -1,7 +1,7 @@
 """Deliberately naive oracles for pooling, activations, the FC layer and the losses.
 
 Nested Python loops over samples, channels and pixels, straight from the definitions, with
-the vec index of DESIGN.md section 1 written out by hand (``c*H*W + s*H + r``).  They share
+the vec index of docs/design.md, section 1 written out by hand (``c*H*W + s*H + r``).  They share
 no code with ``vecjac`` beyond NumPy.
 """
 

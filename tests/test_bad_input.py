@@ -1,5 +1,5 @@
-"""Bad input gets a ValueError or TypeError naming the parameter and the rule (DESIGN.md 5),
-and every Jacobian builder respects the memory budget before allocating."""
+"""Bad input gets a ValueError or TypeError naming the parameter and the rule, and every
+Jacobian builder respects the memory budget before allocating (docs/design.md, section 5)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""vec / unvec, the index maps of DESIGN.md section 1, the shape rule and the order conversion.
+"""vec / unvec, the index maps of docs/design.md, section 1, the shape rule, order conversion.
 
 Oracles: the naive ``vec_naive`` (column by column, slice by slice), the explicit index
-formulas of DESIGN.md section 1 written out element by element, the note's appendix listings
+formulas of docs/design.md, section 1 written out element by element, the note's appendix listings
 of ``vec A``, ``vec beta`` and ``vec Z``, the note's output-size formula, and a C-order
 Jacobian built column by column from ``direct.conv2d`` with NumPy's ``ravel`` order.
 """
@@ -21,7 +21,7 @@ import vecjac as vj
 from vecjac import direct
 from vecjac.jacobians import conv_wrt_input, conv_wrt_kernel
 
-# Every shape of DESIGN.md section 1, plus the degenerate ones.
+# Every shape of docs/design.md, section 1, plus the degenerate ones.
 SHAPES = {
     "feature map (C,H,W)": (3, 4, 5),
     "batch (N,C,H,W)": (2, 3, 4, 5),
@@ -98,7 +98,7 @@ def test_vec_of_the_appendix_matrices_reads_as_the_note_lists_them():
         np.testing.assert_array_equal(vj.vec(labelled(h, w)[None, None]), listed)  # kernel
 
 
-# --- the explicit index formulas of DESIGN.md section 1, element by element ---------------------
+# --- the explicit index formulas of docs/design.md, section 1, element by element -------------
 def _check_formula(shape, formula, rng):
     """``flat_index(shape)[idx] == formula(idx)`` and ``vec(x)[formula(idx)] == x[idx]``."""
     index = vj.flat_index(shape)

@@ -5,15 +5,26 @@ shapes alone (the sparsity pattern depends only on shapes, stride and padding), 
 bytes with :func:`csr_nbytes`, and calls :func:`check_budget` before allocating.  The default
 budget is 4 GiB; raise it for one call with the builder's ``max_bytes=`` argument or for the
 whole process with :func:`set_memory_budget`.
+
+The module also owns the index-dtype rule of every CSR array the builders make,
+:func:`index_dtype` (int32 when every index and ``nnz`` fit, else int64), since the bytes a
+Jacobian needs depend on it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MemoryBudgetError", "set_memory_budget", "get_memory_budget", "csr_nbytes"]
+__all__ = [
+    "MemoryBudgetError",
+    "set_memory_budget",
+    "get_memory_budget",
+    "csr_nbytes",
+    "index_dtype",
+]
 
 _DEFAULT_BUDGET = 4 * 2**30
+_INT32_MAX = int(np.iinfo(np.int32).max)
 _budget = _DEFAULT_BUDGET
 
 
@@ -39,20 +50,41 @@ def get_memory_budget() -> int:
     return _budget
 
 
-def csr_nbytes(nnz: int, n_rows: int, itemsize: int = 8) -> int:
-    """Bytes of a CSR array: data, int32-or-int64 indices, and ``indptr``."""
-    index_size = 4 if max(nnz, n_rows) < 2**31 else 8
+def index_dtype(nnz: int, shape: tuple[int, int]) -> type[np.signedinteger]:
+    """The index dtype of a CSR array with ``nnz`` stored entries and ``shape``.
+
+    ``np.int32`` when every value its index arrays can hold fits in int32: the column
+    indices (below ``shape[1]``), the row pointers (at most ``nnz``) and, as scipy also
+    demands, both dimensions; ``np.int64`` otherwise.  This is the one rule of the package:
+    every builder makes its index arrays with this dtype (so scipy neither converts nor scans
+    them) and :func:`csr_nbytes` counts index bytes with it.
+
+    Examples
+    --------
+    >>> index_dtype(10, (4, 5)).__name__
+    'int32'
+    >>> index_dtype(2**31, (4, 5)).__name__
+    'int64'
+    """
+    largest = max(int(nnz), *(int(n) for n in shape))
+    return np.int32 if largest <= _INT32_MAX else np.int64
+
+
+def csr_nbytes(nnz: int, n_rows: int, itemsize: int = 8, n_cols: int = 0) -> int:
+    """Bytes of a CSR array: data, indices and ``indptr`` of :func:`index_dtype`."""
+    index_size = np.dtype(index_dtype(nnz, (n_rows, n_cols))).itemsize
     return int(nnz) * (itemsize + index_size) + (int(n_rows) + 1) * index_size
 
 
 def check_csr_budget(
-    nnz: int, n_rows: int, dtype, what: str, max_bytes: int | None = None
-) -> type:
-    """:func:`check_budget` for a CSR array of ``nnz`` entries and ``n_rows`` rows of
-    ``dtype``; returns the index dtype that ``csr_nbytes`` assumed (int32 when it fits)."""
-    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize)
+    nnz: int, shape: tuple[int, int], dtype, what: str, max_bytes: int | None = None
+) -> type[np.signedinteger]:
+    """:func:`check_budget` for a CSR array of ``nnz`` entries, ``shape`` and ``dtype``;
+    returns its :func:`index_dtype`, the one :func:`csr_nbytes` counted with."""
+    n_rows, n_cols = (int(n) for n in shape)
+    nbytes = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize, n_cols)
     check_budget(nbytes, f"{what} Jacobian ({nnz} stored entries)", max_bytes)
-    return np.int32 if max(nnz, n_rows) < 2**31 else np.int64
+    return index_dtype(nnz, (n_rows, n_cols))
 
 
 def check_budget(nbytes: int, what: str, max_bytes: int | None = None) -> None:

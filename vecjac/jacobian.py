@@ -6,6 +6,8 @@ is a matrix product, ``dZ2/dA1 @ dA1/dI1``, and a gradient is a transpose.
 
 The class is deliberately thin: the builders in :mod:`vecjac.jacobians` make the matrices,
 this class names them and refuses products whose names or shapes do not meet.
+:func:`convert_order` permutes a Jacobian's rows and columns between the note's order and
+NumPy's C order (``torch.func.jacrev``, ``jax.jacrev``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from .vec import unvec, vec
+from .vec import Order, _check_order, order_permutation, unvec, vec
 
-__all__ = ["Jacobian"]
+__all__ = ["Jacobian", "convert_order"]
 
 
 class Jacobian:
@@ -187,3 +189,45 @@ def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
         if not 0 <= flat < n_blocks:
             raise IndexError(f"{name} {index} out of range for {n_blocks} blocks")
     return slice(flat * size, (flat + 1) * size)
+
+
+def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):
+    """Permute the rows and columns of a Jacobian between the note's order and C order.
+
+    vecjac's Jacobians index rows by ``vec(out)`` and columns by ``vec(in)`` in the note's
+    column-major order.  ``torch.func.jacrev`` and ``jax.jacrev`` flatten in C order.  This
+    function reorders rows and columns so the two can be compared entry by entry.
+
+    Parameters
+    ----------
+    jacobian : Jacobian, scipy sparse array or ndarray, shape (prod(of_shape), prod(wrt_shape))
+        A :class:`vecjac.Jacobian` carries its own shapes; for a bare matrix pass them.
+    of_shape, wrt_shape : tuple of int, optional
+        Shapes of the differentiated output and of the variable.
+    to : {"C", "F"}
+        ``"C"`` (default) converts a note-order matrix to C order; ``"F"`` does the inverse.
+
+    Returns
+    -------
+    Same kind as the input: a Jacobian (same names and shapes), a CSR array, or an ndarray.
+    """
+    _check_order(to)
+    is_jacobian = isinstance(jacobian, Jacobian)
+    if is_jacobian:
+        of_shape, wrt_shape, matrix = jacobian.of_shape, jacobian.wrt_shape, jacobian.matrix
+    else:
+        if of_shape is None or wrt_shape is None:
+            raise TypeError("convert_order: pass of_shape and wrt_shape with a bare matrix")
+        matrix = jacobian
+    rows, cols = order_permutation(tuple(of_shape)), order_permutation(tuple(wrt_shape))
+    if matrix.shape != (rows.size, cols.size):
+        raise ValueError(
+            f"convert_order: matrix shape {matrix.shape} does not match "
+            f"of_shape {tuple(of_shape)} x wrt_shape {tuple(wrt_shape)}"
+        )
+    if to == "C":  # J_F = J_C[p_of][:, p_wrt]  =>  J_C = J_F[inv p_of][:, inv p_wrt]
+        rows, cols = np.argsort(rows), np.argsort(cols)
+    converted = matrix[rows][:, cols]
+    if is_jacobian:
+        return Jacobian(converted, jacobian.of, jacobian.wrt, of_shape, wrt_shape)
+    return converted

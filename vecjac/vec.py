@@ -8,7 +8,8 @@ array of shape ``(C, H, W)``, a batch ``(N, C, H, W)`` and a layer's kernels
 
     ``vec(X)`` reads ``X`` with its last two axes swapped, in C order.
 
-That is the Fortran-order read over the axes ``(H, W, C[, N])`` of DESIGN.md section 1, so
+That is the Fortran-order read over the axes ``(H, W, C[, N])`` of docs/design.md, section 1,
+so
 
 * ``A[c, r, s]``        -> ``c*H*W + s*H + r``
 * ``A[n, c, r, s]``     -> ``n*C*H*W + c*H*W + s*H + r``
@@ -16,9 +17,10 @@ That is the Fortran-order read over the axes ``(H, W, C[, N])`` of DESIGN.md sec
 * ``W[m, k]`` (matrix)  -> ``m + k*n_in``
 * a vector or a scalar is its own vec.
 
-``order="C"`` gives NumPy's / PyTorch's flattening (``X.ravel()``) instead, and
-:func:`convert_order` moves a Jacobian between the two orders, so vecjac's matrices can be
-compared with ``torch.func.jacrev`` or ``jax.jacrev`` entry by entry.
+``order="C"`` gives NumPy's / PyTorch's flattening (``X.ravel()``) instead;
+:func:`order_permutation` maps one order to the other, and
+:func:`vecjac.jacobian.convert_order` uses it to move a Jacobian between the two orders, so
+vecjac's matrices can be compared with ``torch.func.jacrev`` or ``jax.jacrev`` entry by entry.
 
 This module also owns the one shape rule of convolution, :func:`conv_output_shape`, and the
 argument normalisers every other module uses.
@@ -37,7 +39,6 @@ __all__ = [
     "unvec",
     "flat_index",
     "order_permutation",
-    "convert_order",
     "conv_output_shape",
     "as_pair",
     "as_shape",
@@ -131,50 +132,6 @@ def flat_index(shape: tuple[int, ...], order: Order = "F") -> NDArray[np.intp]:
 def order_permutation(shape: tuple[int, ...]) -> NDArray[np.intp]:
     """Return ``p`` with ``vec(x, "F") == vec(x, "C")[p]`` for every ``x`` of ``shape``."""
     return vec(np.arange(_prod(shape)).reshape(shape))
-
-
-def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):
-    """Permute the rows and columns of a Jacobian between the note's order and C order.
-
-    vecjac's Jacobians index rows by ``vec(out)`` and columns by ``vec(in)`` in the note's
-    column-major order.  ``torch.func.jacrev`` and ``jax.jacrev`` flatten in C order.  This
-    function reorders rows and columns so the two can be compared entry by entry.
-
-    Parameters
-    ----------
-    jacobian : Jacobian, scipy sparse array or ndarray, shape (prod(of_shape), prod(wrt_shape))
-        A :class:`vecjac.Jacobian` carries its own shapes; for a bare matrix pass them.
-    of_shape, wrt_shape : tuple of int, optional
-        Shapes of the differentiated output and of the variable.
-    to : {"C", "F"}
-        ``"C"`` (default) converts a note-order matrix to C order; ``"F"`` does the inverse.
-
-    Returns
-    -------
-    Same kind as the input: a Jacobian (same names and shapes), a CSR array, or an ndarray.
-    """
-    _check_order(to)
-    from .jacobian import Jacobian
-
-    is_jacobian = isinstance(jacobian, Jacobian)
-    if is_jacobian:
-        of_shape, wrt_shape, matrix = jacobian.of_shape, jacobian.wrt_shape, jacobian.matrix
-    else:
-        if of_shape is None or wrt_shape is None:
-            raise TypeError("convert_order: pass of_shape and wrt_shape with a bare matrix")
-        matrix = jacobian
-    rows, cols = order_permutation(tuple(of_shape)), order_permutation(tuple(wrt_shape))
-    if matrix.shape != (rows.size, cols.size):
-        raise ValueError(
-            f"convert_order: matrix shape {matrix.shape} does not match "
-            f"of_shape {tuple(of_shape)} x wrt_shape {tuple(wrt_shape)}"
-        )
-    if to == "C":  # J_F = J_C[p_of][:, p_wrt]  =>  J_C = J_F[inv p_of][:, inv p_wrt]
-        rows, cols = np.argsort(rows), np.argsort(cols)
-    converted = matrix[rows][:, cols]
-    if is_jacobian:
-        return Jacobian(converted, jacobian.of, jacobian.wrt, of_shape, wrt_shape)
-    return converted
 
 
 def as_pair(value, name: str, minimum: int) -> tuple[int, int]:

@@ -25,11 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_csr_budget
+from ..budget import check_csr_budget, index_dtype
 from ..direct.activation import ACTIVATIONS, activate, activation_derivative
 from ..jacobian import Jacobian
 from ..vec import as_float_array, check_choice, vec
-from ._csr import csr_from_pattern
+from ._csr import assemble_csr
 
 __all__ = ["activation"]
 
@@ -76,7 +76,7 @@ def activation(
     if kind == "softmax":
         return _softmax(Z, of, wrt, max_bytes)
     n = Z.size
-    check_csr_budget(n, n, Z.dtype, f"activation ({n} x {n})", max_bytes)
+    check_csr_budget(n, (n, n), Z.dtype, f"activation ({n} x {n})", max_bytes)
     # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): take vec (a copy unless Z is a
     # vector) and overwrite it with the derivative, already in the diagonal's order.
     diagonal = vec(Z)
@@ -89,13 +89,13 @@ def activation(
 def _diagonal(values: NDArray) -> sp.csr_array:
     """``diag(values)`` as CSR without the DIA detour: ``indptr = indices = arange``."""
     index = _arange(values.size)
-    return csr_from_pattern(values, index[:-1], index, (values.size,) * 2)
+    return assemble_csr(values, index[:-1], index, (values.size,) * 2)
 
 
 @lru_cache(maxsize=8)
 def _arange(n: int) -> NDArray:
     """``arange(n + 1)``, cached and read-only: the pattern of every ``n x n`` diagonal."""
-    index = np.arange(n + 1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+    index = np.arange(n + 1, dtype=index_dtype(n, (n, n)))
     index.setflags(write=False)
     return index
 
@@ -105,14 +105,14 @@ def _softmax(Z: NDArray, of: str, wrt: str, max_bytes) -> Jacobian:
     columns = S[:, None] if S.ndim == 1 else S
     n, n_samples = columns.shape
     nnz = n_samples * n * n
-    check_csr_budget(nnz, n * n_samples, Z.dtype, f"softmax ({n_samples} blocks of {n} x {n})",
-                     max_bytes)
+    shape = (n * n_samples,) * 2
+    itype = check_csr_budget(nnz, shape, Z.dtype, f"softmax ({n_samples} blocks of {n} x {n})",
+                             max_bytes)
     s = columns.T  # (N, n): one row per sample
     blocks = -s[:, :, None] * s[:, None, :]  # -s s^T
     blocks[:, np.arange(n), np.arange(n)] += s  # + diag(s)
-    itype = np.int32 if max(nnz, n * n_samples) < 2**31 - 1 else np.int64
     first = np.arange(n_samples, dtype=itype)[:, None, None] * n
     indices = np.broadcast_to(first + np.arange(n, dtype=itype), (n_samples, n, n)).ravel()
     indptr = np.arange(0, nnz + 1, n, dtype=itype)
-    matrix = sp.csr_array((blocks.ravel(), indices, indptr), shape=(n * n_samples,) * 2)
+    matrix = assemble_csr(blocks.ravel(), indices, indptr, shape)
     return Jacobian(matrix, of, wrt, Z.shape, Z.shape)

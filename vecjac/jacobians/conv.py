@@ -26,7 +26,7 @@ built with numpy broadcasting directly in CSR row order (no COO sort), and are c
 second build with new values is one gather.  The gather map also labels every entry with the
 symbol it copies (``a_32``, ``beta_12``), which is how ``vecjac explain`` prints the appendix.
 
-Stacked forms (DESIGN.md section 2): for one sample ``dZ/dA`` is the
+Stacked forms (docs/design.md, section 2): for one sample ``dZ/dA`` is the
 ``C_out x C_in`` grid of the blocks ``d vecZ_j / d vecA_i``, and ``dZ/dK`` is block diagonal
 over kernels, ``I_{C_out} (x) [d vecZ_j/d vecK_{j,1} ... d vecZ_j/d vecK_{j,C_in}]``.  For a
 batch, ``dZ/dA`` is block diagonal over samples and ``dZ/dK`` stacks the samples' rows
@@ -40,13 +40,12 @@ from __future__ import annotations
 from functools import cached_property, lru_cache
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_budget, check_csr_budget, csr_nbytes
+from ..budget import check_budget, check_csr_budget, csr_nbytes, index_dtype
 from ..jacobian import Jacobian
 from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
-from ._csr import csr_from_pattern
+from ._csr import assemble_csr
 
 __all__ = [
     "ConvPattern",
@@ -241,11 +240,12 @@ def conv_wrt_bias(
         )
     c_out, hw = output_shape[-3], output_shape[-1] * output_shape[-2]
     n_rows = int(np.prod(output_shape))
-    check_csr_budget(n_rows, n_rows, dtype, "bias", max_bytes)
-    columns = np.broadcast_to(np.arange(c_out, dtype=np.int32)[:, None], (c_out, hw)).ravel()
+    itype = check_csr_budget(n_rows, (n_rows, c_out), dtype, "bias", max_bytes)
+    columns = np.broadcast_to(np.arange(c_out, dtype=itype)[:, None], (c_out, hw)).ravel()
     indices = _repeat(columns, n_rows // (c_out * hw))
-    indptr = np.arange(n_rows + 1, dtype=np.int32)
-    matrix = sp.csr_array((np.ones(n_rows, dtype=dtype), indices, indptr), shape=(n_rows, c_out))
+    indptr = np.arange(n_rows + 1, dtype=itype)
+    data = np.ones(n_rows, dtype=dtype)
+    matrix = assemble_csr(data, indices, indptr, (n_rows, c_out))
     return Jacobian(matrix, of, wrt, output_shape, (c_out,))
 
 
@@ -338,14 +338,22 @@ def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_byte
         input_shape, kernel_shape, stride, padding
     )
     nnz = _nnz(input_shape, kernel_shape, stride, padding)
-    hz, wz = conv_output_shape(input_shape[-2:], kernel_shape[2:], stride, padding)
-    n_rows = (input_shape[0] if len(input_shape) == 4 else 1) * kernel_shape[0] * hz * wz
-    index_size = 4 if nnz < 2**31 else 8
+    n_rows, n_cols = _pattern_shape(input_shape, kernel_shape, stride, padding)
+    index_size = np.dtype(index_dtype(nnz, (n_rows, n_cols))).itemsize
     # the Jacobian (data, indices, indptr) plus the cached pattern (two index arrays, indptr)
-    estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize) + csr_nbytes(
-        nnz, n_rows, index_size)
+    estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize, n_cols) + csr_nbytes(
+        nnz, n_rows, index_size, n_cols)
     check_budget(estimate, f"convolution Jacobian ({nnz} stored entries)", max_bytes)
     return _pattern(input_shape, kernel_shape, stride, padding)
+
+
+def _pattern_shape(input_shape, kernel_shape, stride, padding) -> tuple[int, int]:
+    """Rows of the pattern and the larger column count of ``dZ/dA`` and ``dZ/dK``: the
+    shape whose :func:`~vecjac.budget.index_dtype` the pattern's index arrays get."""
+    n = input_shape[0] if len(input_shape) == 4 else 1
+    hz, wz = conv_output_shape(input_shape[-2:], kernel_shape[2:], stride, padding)
+    n_cols = max(int(np.prod(input_shape)), int(np.prod(kernel_shape)))
+    return n * kernel_shape[0] * hz * wz, n_cols
 
 
 @lru_cache(maxsize=64)
@@ -369,7 +377,8 @@ def _pattern(input_shape, kernel_shape, stride, padding) -> ConvPattern:
     counts = valid.sum(axis=(2, 3, 4)).ravel()  # entries per row (y, x)
 
     # Every sample and output channel repeats the rows.
-    itype = _index_dtype(n * c_out * counts.sum(), n * c_in * ha * wa, c_out * c_in * hk * wk)
+    nnz = n * c_out * int(counts.sum())
+    itype = index_dtype(nnz, _pattern_shape(input_shape, kernel_shape, stride, padding))
     indptr = np.zeros(n * c_out * hz * wz + 1, dtype=itype)
     np.cumsum(_repeat(counts.astype(itype), n * c_out), out=indptr[1:])
     output_shape = ((n,) if len(input_shape) == 4 else ()) + (c_out, hz, wz)
@@ -387,12 +396,8 @@ def _repeat(x: NDArray, times: int) -> NDArray:
     return np.broadcast_to(x, (times, x.size)).ravel()
 
 
-def _index_dtype(*sizes: int):
-    return np.int32 if max(sizes) < 2**31 - 1 else np.int64
-
-
 def _jacobian(data, indices, pattern: ConvPattern, wrt_shape, of, wrt) -> Jacobian:
     n_rows = pattern.indptr.size - 1
     n_cols = int(np.prod(wrt_shape))
-    matrix = csr_from_pattern(data, indices, pattern.indptr, (n_rows, n_cols))
+    matrix = assemble_csr(data, indices, pattern.indptr, (n_rows, n_cols))
     return Jacobian(matrix, of, wrt, pattern.output_shape, wrt_shape)

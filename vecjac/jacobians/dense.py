@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget
 from ..jacobian import Jacobian
 from ..vec import as_float_array, order_permutation
+from ._csr import assemble_csr
 
 __all__ = ["dense_wrt_input", "dense_wrt_weight", "dense_wrt_bias", "flatten"]
 
@@ -58,11 +59,12 @@ def dense_wrt_input(
     W = as_float_array(W, "W", ndims=(2,))
     N = _samples(n_samples)
     n_in, n_out = W.shape
-    itype = check_csr_budget(N * n_out * n_in, N * n_out, W.dtype, "dZ3/dB2", max_bytes)
+    shape = (N * n_out, N * n_in)
+    itype = check_csr_budget(N * n_out * n_in, shape, W.dtype, "dZ3/dB2", max_bytes)
     first = np.arange(N, dtype=itype)[:, None, None] * n_in
     indices = np.broadcast_to(first + np.arange(n_in, dtype=itype), (N, n_out, n_in))
     data = np.broadcast_to(W.T, (N, n_out, n_in))
-    matrix = _rows_of(data, indices, n_in, (N * n_out, N * n_in))
+    matrix = _rows_of(data, indices, n_in, shape)
     return Jacobian(matrix, of, wrt, _fc_shape(n_out, n_samples), _fc_shape(n_in, n_samples))
 
 
@@ -91,11 +93,12 @@ def dense_wrt_weight(
     B = as_float_array(B, "B", ndims=(1, 2))
     n_out = _positive(n_out, "n_out")
     n_in, N = B.shape[0], (B.shape[1] if B.ndim == 2 else 1)
-    itype = check_csr_budget(N * n_out * n_in, N * n_out, B.dtype, "dZ3/dW3", max_bytes)
+    shape = (N * n_out, n_in * n_out)
+    itype = check_csr_budget(N * n_out * n_in, shape, B.dtype, "dZ3/dW3", max_bytes)
     columns = np.arange(n_out, dtype=itype)[:, None] * n_in + np.arange(n_in, dtype=itype)
     indices = np.broadcast_to(columns, (N, n_out, n_in))
     data = np.broadcast_to(B.reshape(n_in, N).T[:, None, :], (N, n_out, n_in))
-    matrix = _rows_of(data, indices, n_in, (N * n_out, n_in * n_out))
+    matrix = _rows_of(data, indices, n_in, shape)
     return Jacobian(matrix, of, wrt, (n_out,) + B.shape[1:], (n_in, n_out))
 
 
@@ -115,11 +118,12 @@ def dense_wrt_bias(
     J : Jacobian, shape (n_out, n_out), or (N n_out, n_out)
     """
     n_out, N = _positive(n_out, "n_out"), _samples(n_samples)
-    itype = check_csr_budget(N * n_out, N * n_out, dtype, "dZ3/db3", max_bytes)
+    shape = (N * n_out, n_out)
+    itype = check_csr_budget(N * n_out, shape, dtype, "dZ3/db3", max_bytes)
     indptr = np.arange(N * n_out + 1, dtype=itype)
     indices = np.tile(np.arange(n_out, dtype=itype), N)
     data = np.ones(N * n_out, dtype=dtype)
-    matrix = sp.csr_array((data, indices, indptr), shape=(N * n_out, n_out), copy=False)
+    matrix = assemble_csr(data, indices, indptr, shape)
     return Jacobian(matrix, of, wrt, _fc_shape(n_out, n_samples), (n_out,))
 
 
@@ -152,14 +156,14 @@ def flatten(
         raise ValueError(f"order must be 'F' (the note's vec) or 'C' (A.ravel()), got {order!r}")
     m = int(np.prod(A_shape[-3:]))
     N = A_shape[0] if len(A_shape) == 4 else 1
-    itype = check_csr_budget(N * m, N * m, dtype, "dB2/dA2", max_bytes)
+    itype = check_csr_budget(N * m, (N * m, N * m), dtype, "dB2/dA2", max_bytes)
     if order == "F":
         columns = np.arange(N * m, dtype=itype)
     else:  # C position f of a sample sits at vec position argsort(p)[f]
         within = np.argsort(order_permutation(A_shape[-3:])).astype(itype)
         columns = (np.arange(N, dtype=itype)[:, None] * m + within).ravel()
     indptr = np.arange(N * m + 1, dtype=itype)
-    matrix = sp.csr_array((np.ones(N * m, dtype=dtype), columns, indptr), shape=(N * m, N * m))
+    matrix = assemble_csr(np.ones(N * m, dtype=dtype), columns, indptr, (N * m, N * m))
     of_shape = (m,) if len(A_shape) == 3 else (m, N)
     return Jacobian(matrix, of, wrt, of_shape, A_shape)
 
@@ -169,7 +173,7 @@ def _rows_of(data: NDArray, indices: NDArray, row_length: int, shape) -> sp.csr_
     """CSR whose every row holds ``row_length`` entries, in the C order of ``data``."""
     nnz = data.size
     indptr = np.arange(0, nnz + 1, row_length, dtype=indices.dtype)
-    return sp.csr_array((data.ravel(), indices.ravel(), indptr), shape=shape)
+    return assemble_csr(data, indices, indptr, shape)
 
 
 def _fc_shape(n: int, n_samples: int | None) -> tuple[int, ...]:

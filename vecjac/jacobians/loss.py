@@ -15,13 +15,13 @@ References: the note, sections 3.1.1 and 3.2; the slides of seed 001.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from .. import direct
 from ..budget import check_csr_budget
 from ..jacobian import Jacobian
 from ..vec import vec
+from ._csr import assemble_csr
 
 __all__ = ["loss", "loss_from_logits"]
 
@@ -85,8 +85,8 @@ def loss_from_logits(
 
 def _row(gradient: NDArray, of: str, wrt: str) -> Jacobian:
     n = gradient.size
-    check_csr_budget(n, 1, gradient.dtype, f"d{of}/d{wrt} row")
-    indptr = np.array([0, n], dtype=np.int32 if n < 2**31 - 1 else np.int64)
-    indices = np.arange(n, dtype=indptr.dtype)
-    matrix = sp.csr_array((vec(gradient), indices, indptr), shape=(1, n))
+    itype = check_csr_budget(n, (1, n), gradient.dtype, f"d{of}/d{wrt} row")
+    indptr = np.array([0, n], dtype=itype)
+    indices = np.arange(n, dtype=itype)
+    matrix = assemble_csr(vec(gradient), indices, indptr, (1, n))
     return Jacobian(matrix, of, wrt, (), gradient.shape)

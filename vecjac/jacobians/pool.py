@@ -37,11 +37,11 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_csr_budget
+from ..budget import check_csr_budget, index_dtype
 from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
 from ..vec import as_float_array, vec
-from ._csr import csr_from_pattern
+from ._csr import assemble_csr
 from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
 
 __all__ = ["pool", "pool_block"]
@@ -143,40 +143,39 @@ def _max_first(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """Selection matrix built in CSR order: ``indptr = arange``, one switch per row, its
     column ``base + offsets[k]`` (window corner plus the switch's offset)."""
     n_rows = int(np.prod(args.output_shape))
-    check_csr_budget(n_rows, n_rows, I.dtype, "max-pooling", max_bytes)
+    check_csr_budget(n_rows, (n_rows, I.size), I.dtype, "max-pooling", max_bytes)
     base, offsets, indptr = _window_index(I.shape, args)
     columns = offsets.ravel()[vec(max_pool_switches(I, *args.geometry))]  # rows in vec order
     columns += base.ravel()
     data = np.ones(n_rows, dtype=I.dtype)
-    return sp.csr_array((data, columns, indptr), shape=(n_rows, I.size), copy=False)
+    return assemble_csr(data, columns, indptr, (n_rows, I.size))  # copies the cached indptr
 
 
 def _max_split(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """Each row stores the shares ``1/t`` of its ``t`` tied maxima, columns ascending."""
     n_rows, nnz_bound = _window_counts(I, args)
-    check_csr_budget(nnz_bound, n_rows, I.dtype, "max-pooling", max_bytes)
+    itype = check_csr_budget(nnz_bound, (n_rows, I.size), I.dtype, "max-pooling", max_bytes)
     base, offsets, _ = _window_index(I.shape, args)
     shares = max_pool_shares(I, *args.geometry, args.ties)  # (..., h_a, w_a, h_l, w_l)
     shares = np.swapaxes(np.swapaxes(shares, -3, -4), -1, -2)  # rows (w_a, h_a), entries (v, u)
     shares = shares.reshape(base.shape + (-1,))
     columns = base[..., None] + offsets.T.ravel()
     stored = shares != 0
-    indptr = np.zeros(n_rows + 1, dtype=columns.dtype)
+    indptr = np.zeros(n_rows + 1, dtype=itype)
     np.cumsum(stored.sum(axis=-1).ravel(), out=indptr[1:])
-    matrix = (shares[stored], columns[stored], indptr)
-    return sp.csr_array(matrix, shape=(n_rows, I.size), copy=False)
+    return assemble_csr(shares[stored], columns[stored], indptr, (n_rows, I.size))
 
 
 def _l2(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """The average-pooling pattern (cached), refilled: ``data = vecI[cols] / vecA[rows]``."""
     n_rows, nnz = _window_counts(I, args)
-    check_csr_budget(nnz, n_rows, I.dtype, "L2-pooling", max_bytes)
+    check_csr_budget(nnz, (n_rows, I.size), I.dtype, "L2-pooling", max_bytes)
     kernel_shape = (1, 1) + args.size
     pattern = conv_pattern(_folded(I.shape), kernel_shape, args.stride, args.padding)
     A = vec(pool2d(I, "l2", *args.geometry))
     inverse = np.divide(1, A, out=np.zeros_like(A), where=A > 0)  # 0 where A_xy = 0
     data = vec(I)[pattern.a_index] * np.repeat(inverse, np.diff(pattern.indptr))
-    return csr_from_pattern(data, pattern.a_index, pattern.indptr, (n_rows, I.size))
+    return assemble_csr(data, pattern.a_index, pattern.indptr, (n_rows, I.size))
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -210,8 +209,9 @@ def _window_index(input_shape, args: PoolArgs) -> tuple[NDArray, NDArray, NDArra
     h_a, w_a = args.output_shape[-2:]
     h_z, w_z = input_shape[-2:]
     n_blocks = int(np.prod(input_shape[:-2]))
-    itype = np.int32 if n_blocks * h_z * w_z < 2**31 - 1 else np.int64
-    corner = np.arange(w_a, dtype=itype)[:, None] * (w_s * h_z) + np.arange(h_a) * h_s
+    n_rows = n_blocks * h_a * w_a  # one switch per row: nnz = n_rows
+    itype = index_dtype(n_rows, (n_rows, n_blocks * h_z * w_z))
+    corner = np.arange(w_a, dtype=itype)[:, None] * (w_s * h_z) + np.arange(h_a, dtype=itype) * h_s
     base = np.arange(n_blocks, dtype=itype)[:, None, None] * (h_z * w_z) + corner
     offsets = ((np.arange(h_l)[:, None] - h_p) + (np.arange(w_l) - w_p) * h_z).astype(itype)
     indptr = np.arange(base.size + 1, dtype=itype)
