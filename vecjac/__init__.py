@@ -7,17 +7,19 @@ transpose.  See README.md for a tour.
 
 from . import data, direct, jacobians, layers, testing
 from .budget import MemoryBudgetError, get_memory_budget, set_memory_budget
-from .jacobian import Jacobian
+from .interop import from_torch
+from .jacobian import Jacobian, convert_order
 from .network import CNN
 from .sequential import Sequential
 from .train import accuracy, train
-from .vec import conv_output_shape, convert_order, flat_index, order_permutation, unvec, vec
+from .vec import conv_output_shape, flat_index, order_permutation, unvec, vec
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CNN",
     "Sequential",
+    "from_torch",
     "layers",
     "Jacobian",
     "accuracy",
