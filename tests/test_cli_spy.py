@@ -56,7 +56,17 @@ def test_spy_bad_name_exits_2_with_the_valid_names(tmp_path):
 ])
 def test_spy_bad_input_exits_2(argv, message, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "x.png")]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("vecjac spy: error: ") and err.count("\n") == 1  # one line
+
+
+def test_spy_usage_error_is_one_line(tmp_path):
+    """argparse's errors (an unknown choice) too: one line, exit 2, no usage dump."""
+    result = vecjac("spy", "--pool", "median", "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("vecjac spy: error: argument --pool: invalid choice")
+    assert "Traceback" not in result.stderr and not (tmp_path / "x.png").exists()
 
 
 def test_spy_configured_network_in_process(tmp_path, capsys):

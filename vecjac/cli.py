@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from .direct import LOSSES, POOL_KINDS
+from .network import _HIDDEN, _OUTPUTS
 from .symbolic import appendix_example, format_table
 
 __all__ = ["main"]
@@ -53,8 +55,8 @@ def spy(args: argparse.Namespace) -> int:
         net = CNN(**_network_settings(args))
         X, y = _spy_data(net, args.batch, args.seed, args.digits)
         J = net.jacobian(X, of=of, wrt=wrt, y=y)
-    except (ValueError, TypeError) as error:
-        print(f"vecjac spy: error: {error}", file=sys.stderr)
+    except (ValueError, TypeError) as error:  # a MemoryBudgetError is a ValueError
+        print(f"vecjac spy: error: {_one_line(error)}", file=sys.stderr)
         return 2
     out = Path(args.out or f"d{of}_d{wrt}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,20 +78,56 @@ def _jacobian_name(args: argparse.Namespace) -> tuple[str, str]:
     return of or "Z2", wrt or "A1"
 
 
+# (CNN keyword, option dest): the per-conv-layer settings, in the order of --help
+_PER_LAYER = (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"),
+              ("activation", "activation"), ("pool", "pool"), ("pool_size", "pool_size"),
+              ("pool_stride", "pool_stride"), ("pool_padding", "pool_padding"))
+
+
 def _network_settings(args: argparse.Namespace) -> dict:
-    """``CNN`` keyword arguments; a setting given twice is (layer 1, layer 2)."""
-    n_layers = len(args.channels)
+    """``CNN`` keyword arguments.
+
+    A per-layer option holds one value (every conv layer) or one value per conv layer; it
+    is passed to ``CNN`` as a list of one value per layer, so that a non-square ``HxW``
+    pair is never read as two layers' values (``CNN``'s tuple rule).
+    """
+    n = len(args.channels)
     settings = {"input_shape": _input_shape(args.input), "channels": tuple(args.channels),
-                "activation": args.activation, "n_out": args.n_out, "seed": args.seed,
-                "output": args.output, "loss": args.loss}
-    for key, values in (("kernel_size", args.kernel), ("stride", args.stride),
-                        ("padding", args.padding), ("pool_size", args.pool_size),
-                        ("pool", [None if p == "none" else p for p in args.pool])):
-        if len(values) > 1 and len(values) != n_layers:
-            _fail(f"--{key.replace('_size', '').replace('_', '-')} takes one value for every "
-                  f"conv layer or one per layer ({n_layers}), got {len(values)}")
-        settings[key] = values[0] if len(values) == 1 else list(values)
+                "n_out": args.n_out, "seed": args.seed, "output": args.output,
+                "loss": args.loss}
+    for key, dest in _PER_LAYER:
+        values = list(getattr(args, dest))
+        if len(values) not in (1, n):
+            layers = f"{n} conv layer{'s' if n > 1 else ''}"
+            _fail(f"--{dest.replace('_', '-')} takes one value for every conv layer or one "
+                  f"per conv layer ({layers}, --channels {' '.join(map(str, args.channels))})"
+                  f", got {len(values)}: {' '.join(map(_show, values))}")
+        if key == "pool":
+            values = [None if v == "none" else v for v in values]
+        settings[key] = values * n if len(values) == 1 else values
     return settings
+
+
+def _geometry(text: str) -> int | tuple[int, int]:
+    """A size, stride or padding on the command line: ``3`` (3 x 3) or ``3x5`` (h x w)."""
+    h, sep, w = text.strip().lower().partition("x")
+    try:
+        return (int(h), int(w)) if sep else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an int N or a non-square HxW such as 3x5, got {text!r}") from None
+
+
+def _pool_stride(text: str) -> int | tuple[int, int] | None:
+    """``--pool-stride``: ``size`` (the pool size, the default) or as :func:`_geometry`."""
+    return None if text.strip().lower() == "size" else _geometry(text)
+
+
+def _show(value) -> str:
+    """A per-layer value as it is written on the command line."""
+    if value is None:
+        return "size"
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _input_shape(values: list[int]) -> tuple[int, int, int]:
@@ -125,13 +163,32 @@ def _spy_data(net, batch: int, seed: int, digits: bool):
     return X, (data.y_train[:batch] if labels else y)
 
 
+def _one_line(error) -> str:
+    return " ".join(str(error).split("\n"))
+
+
 def _fail(message: str):
     """A bad argument: ``spy`` reports it on stderr and exits with code 2."""
     raise ValueError(message)
 
 
 def _wrap(text: str) -> str:
-    return textwrap.fill(text, width=88)
+    return "\n\n".join(textwrap.fill(part, width=88) for part in text.split("\n\n"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """``one_line_errors=True`` (``spy``): a usage error is one line on stderr,
+    ``vecjac spy: error: ...``, exit code 2, as the command's own errors; the usage is in
+    ``--help``."""
+
+    def __init__(self, *args, one_line_errors: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.one_line_errors = one_line_errors
+
+    def error(self, message: str):
+        if not self.one_line_errors:
+            super().error(message)
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
         "numerator layout: rows index vec(of), columns vec(wrt).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser(
         "demo",
         help="the note's CNN on real digits: Jacobians, gradient checks, training, figures",
@@ -184,22 +241,46 @@ def _parser() -> argparse.ArgumentParser:
 def _spy_parser(sub) -> None:
     p = sub.add_parser(
         "spy",
+        one_line_errors=True,
         help="draw the sparsity pattern of any Jacobian of a configurable CNN to a PNG",
-        description=_wrap("Build the note's CNN as configured below, feed it a batch, and draw the "
-        "sparsity pattern of one Jacobian d vec(OF) / d vec(WRT): rows index vec(OF), "
-        "columns vec(WRT); grey lines separate channels, red lines samples (or kernels).  "
-        "Names are the note's symbols: X, Z1, I1, A1, Z2, I2, A2, B2, Z3, A3, J and the "
-        "parameters K1, b1, K2, b2, W3, b3.  Neighbours on the chain (dZ2/dA1, dA1/dI1, "
-        "dZ1/dK1) are single Jacobians; any other pair below OF (dA3/dX, dA3/dK1) is the "
-        "sparse product along the chain.  Settings given twice apply to (layer 1, layer 2).  "
-        "Exit code 2 with the valid names when a name is not on the chain."),
+        description=_wrap(
+            "Build the note's CNN as configured below (any number of conv layers), feed it a "
+            "batch, and draw the sparsity pattern of one Jacobian d vec(OF) / d vec(WRT): rows "
+            "index vec(OF), columns vec(WRT); grey lines separate channels, red lines samples "
+            "(or kernels)."
+            "\n\n"
+            "Names follow vecjac.Sequential: conv block l gives Z{l} (the convolution, "
+            "parameters K{l}, b{l}), I{l} (the activation) and A{l} (the pooling; A{l} = I{l} "
+            "with --pool none); the flatten after the last conv block L gives B{L}; the "
+            "fully-connected layer is block L+1, Z{L+1} = W{L+1}^T B{L} + b{L+1} and A{L+1}; "
+            "then the loss J.  With the default two conv layers these are the note's X, Z1, "
+            "I1, A1, Z2, I2, A2, B2, Z3, A3, J and K1, b1, K2, b2, W3, b3; more conv layers "
+            "give more names: with three (--channels 2 3 4) the FC layer is block 4, with B3, "
+            "Z4, A4, W4, b4.  Neighbours on the chain (dZ2/dA1, dA1/dI1, dZ1/dK1) are single "
+            "Jacobians; any other pair below OF (dA3/dX, dA3/dK1) is the sparse product along "
+            "the chain."
+            "\n\n"
+            "Per-layer settings (the options under 'per conv layer') take one value, for every "
+            "conv layer, or one value per conv layer in order (--channels 4 8 --stride 1 2: "
+            "stride 1 in layer 1, 2 in layer 2); any other count is an error.  A size, stride "
+            "or padding is an int N (N x N) or, non-square, HxW with no spaces (--kernel 3x5: "
+            "3 rows, 5 columns; --stride 1x2)."
+            "\n\n"
+            "Exit code 2, with the reason on one line of stderr: a name that is not on the "
+            "chain (the valid names are listed), a wrong number of values, or a setting that "
+            "does not fit the network (the error names the layer)."),
         epilog="examples:\n"
         "  vecjac spy --of Z2 --wrt A1 --out dz2_da1.png\n"
         "  vecjac spy dZ1/dK1 --batch 3 --values            # colour entries by value\n"
-        "  vecjac spy dA3/dX --input 16 --stride 2 --padding 0\n"
+        "  vecjac spy dA3/dX --input 16 --stride 2 1 --padding 0 1   # per conv layer\n"
         "  vecjac spy dA1/dI1 --pool max --digits            # max-pool switches on digits\n"
         "  vecjac spy --layer Z1 --wrt X --channels 2 --kernel 5 --padding 2 --pool none\n"
-        "  vecjac spy dZ2/dA1 --channels 3 6 --kernel 3 5 --padding 1 2",
+        "  vecjac spy dZ2/dA1 --channels 3 6 --kernel 3 5 --padding 1 2\n"
+        "  vecjac spy dA4/dX --input 16 --channels 2 3 4     # three conv layers: FC is Z4, A4\n"
+        "  vecjac spy dZ3/dA2 --channels 2 3 4 --activation relu tanh softplus\n"
+        "  vecjac spy dA2/dI2 --pool none max --pool-size 3 --pool-stride 2 --pool-padding 1\n"
+        "  vecjac spy dZ1/dX --kernel 3x5 --stride 1x2 --padding 1x2 --pool-size 2x1  # HxW\n"
+        "  vecjac spy dA3/dZ3 --n-out 3 --output sigmoid --loss binary_cross_entropy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", nargs="?", metavar="NAME",
@@ -207,40 +288,53 @@ def _spy_parser(sub) -> None:
     p.add_argument("--of", "--layer", dest="of", metavar="OF",
                    help="the differentiated variable, e.g. Z2 (default Z2)")
     p.add_argument("--wrt", metavar="WRT", help="the variable, e.g. A1 or K1 (default A1)")
-    p.add_argument("--input", type=int, nargs="+", default=[1, 8, 8], metavar="N",
-                   help="input shape: S (1 x S x S), H W, or C H W (default 1 8 8)")
-    p.add_argument("--channels", type=int, nargs="+", default=[4, 8], metavar="C",
-                   help="output channels of each conv layer: one or two numbers (default 4 8)")
-    p.add_argument("--kernel", type=int, nargs="+", default=[3], metavar="K",
-                   help="kernel size (default 3)")
-    p.add_argument("--stride", type=int, nargs="+", default=[1], metavar="S",
-                   help="conv stride (default 1)")
-    p.add_argument("--padding", type=int, nargs="+", default=[1], metavar="P",
-                   help="conv zero padding (default 1)")
-    p.add_argument("--pool", nargs="+", default=["avg"], choices=["avg", "max", "l2", "none"],
-                   help="pooling (default avg)")
-    p.add_argument("--pool-size", type=int, nargs="+", default=[2], metavar="L",
-                   help="pooling window, also its stride (default 2)")
-    p.add_argument("--activation", default="sigmoid",
-                   choices=["sigmoid", "tanh", "relu", "identity"],
-                   help="conv activation f (default sigmoid)")
-    p.add_argument("--n-out", type=int, default=10, help="outputs of the FC layer (default 10)")
-    p.add_argument("--output", default="softmax", choices=["softmax", "sigmoid", "identity"],
-                   help="output activation g (default softmax)")
-    p.add_argument("--loss", default="cross_entropy",
-                   choices=["cross_entropy", "binary_cross_entropy", "squared_error"],
-                   help="loss J (default cross_entropy)")
-    p.add_argument("--batch", type=int, default=2,
-                   help="samples in the batch; 2 or more shows sample blocks (default 2)")
-    p.add_argument("--digits", action="store_true",
-                   help="feed shipped digits (resized to the input) instead of uniform noise")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and noise (default 0)")
-    p.add_argument("--values", action="store_true",
-                   help="colour stored entries by value instead of one colour")
-    p.add_argument("--out", metavar="FILE",
-                   help="PNG to write (default dOF_dWRT.png in the current folder)")
-    p.add_argument("--size", type=float, default=6.0, help="figure side in inches (default 6)")
-    p.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
+    net = p.add_argument_group("network")
+    net.add_argument("--input", type=int, nargs="+", default=[1, 8, 8], metavar="N",
+                     help="input shape: S (1 x S x S), H W, or C H W (default 1 8 8)")
+    net.add_argument("--channels", type=int, nargs="+", default=[4, 8], metavar="C",
+                     help="output channels of each conv layer, one number per conv layer: "
+                     "4 8 is the note's network, 4 one conv layer, 2 3 4 three (default 4 8)")
+    net.add_argument("--n-out", type=int, default=10, help="outputs of the FC layer (default 10)")
+    net.add_argument("--output", default="softmax", choices=_OUTPUTS,
+                     help="output activation g (default softmax)")
+    net.add_argument("--loss", default="cross_entropy", choices=LOSSES,
+                     help="loss J (default cross_entropy)")
+    layer = p.add_argument_group(
+        "per conv layer",
+        "one value for every conv layer, or one per conv layer; N or non-square HxW (3x5)")
+    layer.add_argument("--kernel", type=_geometry, nargs="+", default=[3], metavar="K",
+                       help="kernel size (default 3)")
+    layer.add_argument("--stride", type=_geometry, nargs="+", default=[1], metavar="S",
+                       help="conv stride (default 1)")
+    layer.add_argument("--padding", type=_geometry, nargs="+", default=[1], metavar="P",
+                       help="conv zero padding (default 1)")
+    layer.add_argument("--activation", nargs="+", default=["sigmoid"], choices=_HIDDEN,
+                       metavar="F", help=f"conv activation f, one of {', '.join(_HIDDEN)} "
+                       "(default sigmoid)")
+    layer.add_argument("--pool", nargs="+", default=["avg"], choices=(*POOL_KINDS, "none"),
+                       metavar="KIND", help=f"pooling, one of {', '.join(POOL_KINDS)}, or none "
+                       "(A = I) (default avg)")
+    layer.add_argument("--pool-size", type=_geometry, nargs="+", default=[2], metavar="L",
+                       help="pooling window (default 2)")
+    layer.add_argument("--pool-stride", type=_pool_stride, nargs="+", default=[None],
+                       metavar="S", help="pooling stride, or 'size' for the window size "
+                       "(default size: non-overlapping windows)")
+    layer.add_argument("--pool-padding", type=_geometry, nargs="+", default=[0], metavar="P",
+                       help="pooling zero padding (max pooling: at most half the window) "
+                       "(default 0)")
+    run = p.add_argument_group("batch and figure")
+    run.add_argument("--batch", type=int, default=2,
+                     help="samples in the batch; 2 or more shows sample blocks (default 2)")
+    run.add_argument("--digits", action="store_true",
+                     help="feed shipped digits (resized to the input) instead of uniform noise")
+    run.add_argument("--seed", type=int, default=0, help="seed of weights and noise (default 0)")
+    run.add_argument("--values", action="store_true",
+                     help="colour stored entries by value instead of one colour")
+    run.add_argument("--out", metavar="FILE",
+                     help="PNG to write (default dOF_dWRT.png in the current folder)")
+    run.add_argument("--size", type=float, default=6.0,
+                     help="figure side in inches (default 6)")
+    run.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
     p.set_defaults(func=spy)
 
 

@@ -88,14 +88,16 @@ class CNN(Sequential):
                                    strict=True):
                 settings[key] = v
         layers = []
-        for c_out, s in zip(channels, per_layer, strict=True):
+        for l, (c_out, s) in enumerate(zip(channels, per_layer, strict=True), start=1):
             if s["activation"] not in _HIDDEN:
                 raise ValueError(f"unknown activation {s['activation']!r} for a conv layer; "
                                  f"valid activations are {', '.join(map(repr, _HIDDEN))}")
-            layers += [Conv2d(c_out, s["kernel_size"], s["stride"], s["padding"]),
-                       Activation(s["activation"])]
-            layers.append(Activation("identity") if s["pool"] is None else Pool2d(
-                s["pool"], s["pool_size"], s["pool_stride"], s["pool_padding"]))
+            layers += [_layer(len(layers) + 1, f"Z{l}", Conv2d, c_out, kernel_size=s[
+                "kernel_size"], stride=s["stride"], padding=s["padding"]),
+                Activation(s["activation"])]
+            layers.append(Activation("identity") if s["pool"] is None else _layer(
+                len(layers) + 1, f"A{l}", Pool2d, s["pool"], size=s["pool_size"],
+                stride=s["pool_stride"], padding=s["pool_padding"]))
         layers += [Flatten(), Dense(n_out), Activation(output)]
         super().__init__(input_shape, layers, loss, reduction, seed, dtype)
         self.channels, self.output = channels, output
@@ -117,3 +119,14 @@ def _per_layer(value, name: str, n: int) -> list:
             f"{name}={list(value)!r} for one value per layer, or {name}={[value, value]!r} for "
             "the (height, width) pair in both")
     return [value] * n
+
+
+def _layer(position: int, name: str, kind, first, **settings):
+    """``kind(first, **settings)``; a setting it refuses is reported with the layer, numbered
+    and named as :class:`Sequential` reports a layer whose input does not fit."""
+    try:
+        return kind(first, **settings)
+    except ValueError as error:
+        shown = ", ".join([repr(first)] + [f"{k}={v!r}" for k, v in settings.items()])
+        raise ValueError(f"layer {position}, {kind.__name__}({shown}) (giving {name}): "
+                         f"{error}") from None
