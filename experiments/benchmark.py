@@ -1,6 +1,6 @@
 """Speed of vecjac's Jacobian builders, as ratios measured in one run.
 
-Yardsticks (DESIGN.md section 4, issue 2):
+Yardsticks:
 
 * the direct path: one ``conv2d`` forward + ``conv2d_backward`` of the same layer;
 * the memory-bandwidth floor: ``numpy.copy`` of as many bytes as the Jacobian's CSR arrays.
@@ -108,17 +108,26 @@ def conv_rows(repeat: int) -> list[dict]:
     return rows
 
 
-TORCH_REFERENCE_MS = 4.7  # PyTorch CPU autograd, same network, as quoted in issue 4
+TORCH_REFERENCE_MS = 4.7  # PyTorch CPU autograd on network N, float32, as first quoted
+
+NETWORKS = {  # name: CNN settings on a batch of 64 inputs of 1x28x28
+    "N (conv 8, 16)": dict(channels=(8, 16)),
+    "N3 (conv 8, 16, 32)": dict(channels=(8, 16, 32)),
+}
 
 
 def network_rows(repeat: int) -> list[dict]:
-    """The note's network on a batch of 64 inputs of 1x28x28 (issue 4's configuration)."""
+    """The note's network N, and a 3-conv network, on a batch of 64 inputs of 1x28x28."""
+    return [_network_row(name, settings, repeat) for name, settings in NETWORKS.items()]
+
+
+def _network_row(name: str, settings: dict, repeat: int) -> dict:
     import tracemalloc
 
     rng = np.random.default_rng(0)
-    net = vj.CNN(input_shape=(1, 28, 28), channels=(8, 16), kernel_size=3, padding=1,
-                 activation="sigmoid", pool="avg", pool_size=2, n_out=10, output="softmax",
-                 loss="cross_entropy", seed=0)
+    net = vj.CNN(input_shape=(1, 28, 28), kernel_size=3, padding=1, activation="sigmoid",
+                 pool="avg", pool_size=2, n_out=10, output="softmax", loss="cross_entropy",
+                 seed=0, **settings)
     X, y = rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64)
     grad = {m: (lambda m=m: net.gradients(X, y, method=m)) for m in ("direct", "jacobian",
                                                                       "paper")}
@@ -135,8 +144,8 @@ def network_rows(repeat: int) -> list[dict]:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     torch_ms = _torch_ms(net, X, y, repeat)
-    return [{
-        "batch": "64x1x28x28",
+    return {
+        "network": name,
         "direct_ms": direct_ms,
         "jacobian_cold_ms": cold_ms,
         "jacobian_cached_ms": cached_ms,
@@ -150,11 +159,12 @@ def network_rows(repeat: int) -> list[dict]:
         "peak/jacobian_bytes": peak / nbytes,
         "torch_ms": torch_ms,
         "direct/torch": direct_ms / torch_ms,
-    }]
+    }
 
 
 def _torch_ms(net, X, y, repeat: int) -> float:
-    """PyTorch CPU autograd on the same network, if torch is installed; else the issue's 4.7 ms."""
+    """PyTorch CPU autograd on the same network (float64), if torch is installed; else the
+    first quoted reference, 4.7 ms (float32, network N)."""
     try:
         import torch
     except ImportError:
@@ -165,11 +175,21 @@ def _torch_ms(net, X, y, repeat: int) -> float:
     F = torch.nn.functional
 
     def step():
-        h = F.avg_pool2d(torch.sigmoid(F.conv2d(Xt, p["K1"], p["b1"], padding=1)), 2)
-        h = F.avg_pool2d(torch.sigmoid(F.conv2d(h, p["K2"], p["b2"], padding=1)), 2)
-        # the note's flatten is column-major within each channel: swap H and W first
-        logits = h.transpose(2, 3).reshape(len(Xt), -1) @ p["W3"] + p["b3"]
-        F.cross_entropy(logits, yt, reduction="sum").backward()
+        h = Xt
+        for layer, names in zip(net.layers, net.param_names, strict=True):
+            if isinstance(layer, vj.layers.Conv2d):
+                h = F.conv2d(h, p[names["K"]], p[names["b"]], layer.stride, layer.padding)
+            elif isinstance(layer, vj.layers.Pool2d):  # avg, as NETWORKS configures
+                h = F.avg_pool2d(h, layer.size, layer.stride, layer.padding)
+            elif isinstance(layer, vj.layers.Flatten):
+                # the note's flatten is column-major within each channel: swap H and W first
+                h = h.transpose(2, 3).reshape(len(Xt), -1)
+            elif isinstance(layer, vj.layers.Dense):
+                h = h @ p[names["W"]] + p[names["b"]]
+            elif layer.kind == "sigmoid":
+                h = torch.sigmoid(h)
+        # the last layer, softmax, is fused into cross_entropy
+        F.cross_entropy(h, yt, reduction="sum").backward()
 
     return median_ms(step, repeat)
 
@@ -205,8 +225,9 @@ def main(argv=None) -> int:
     print(markdown(conv_rows(repeat)))
     print("\nPooling and activation Jacobians, batch 64x16x28x28 (times in ms):\n")
     print(markdown(bench_layers.rows(repeat)))
-    print("\nThe note's network, gradient of the summed loss (times in ms; torch_ms is "
-          f"measured if torch is installed, else the issue's reference {TORCH_REFERENCE_MS} ms):\n")
+    print("\nThe note's network N and a 3-conv network N3, gradient of the summed loss (times "
+          "in ms; torch_ms is measured if torch is installed, else the float32 reference "
+          f"{TORCH_REFERENCE_MS} ms):\n")
     print(markdown(network_rows(repeat)))
     return 0
 
