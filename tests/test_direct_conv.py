@@ -200,3 +200,24 @@ def test_backward_without_the_input_gradient(rng):
     assert dA is None
     np.testing.assert_array_equal(dK, full[1])
     np.testing.assert_array_equal(db, full[2])
+
+
+@cases
+def test_backward_reuses_the_forward_columns(case, rng):
+    """``conv2d(return_cols=True)`` hands its im2col to the backward pass: same results as
+    unfolding again, and the same as the loop oracle."""
+    A, K, b, dZ = case.arrays(rng, np.float64)
+    Z, cols = direct.conv2d(A, K, b, case.stride, case.padding, return_cols=True)
+    np.testing.assert_array_equal(Z, direct.conv2d(A, K, b, case.stride, case.padding))
+    reused = direct.conv2d_backward(dZ, A, K, case.stride, case.padding, cols=cols)
+    for got, expected in zip(reused, conv2d_backward_naive(dZ, A, K, case.stride, case.padding),
+                             strict=True):
+        np.testing.assert_allclose(got, expected, **TOL64)
+
+
+def test_backward_refuses_columns_of_another_shape(rng):
+    A, K = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    dZ = rng.standard_normal(direct.conv2d(A, K, None, 1, 1).shape)
+    _, cols = direct.conv2d(A, K, None, 2, 1, return_cols=True)  # another stride
+    with pytest.raises(ValueError, match=r"cols has shape \(27, 18\), expected .* \(27, 60\)"):
+        direct.conv2d_backward(dZ, A, K, 1, 1, cols=cols)

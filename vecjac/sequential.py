@@ -152,12 +152,17 @@ class Sequential:
             )
         return X.astype(self.dtype, copy=False)
 
-    def _forward(self, X: ArrayLike) -> dict[str, NDArray]:
-        """Every intermediate of the forward pass, by the note's names."""
+    def _forward(self, X: ArrayLike, context: bool = False) -> dict:
+        """Every intermediate of the forward pass, by the note's names; with ``context``,
+        also what each layer's backward pass reuses, under the key ``(i, "context")``."""
         cache = {"X": self._check_X(X)}
         A = cache["X"]
         for i, (layer, name) in enumerate(zip(self.layers, self.names, strict=True)):
-            A = cache[name] = layer.forward(A, self._local(i))
+            if context:
+                A, cache[i, "context"] = layer.forward_with_context(A, self._local(i))
+            else:
+                A = layer.forward(A, self._local(i))
+            cache[name] = A
         return cache
 
     def forward(self, X: ArrayLike) -> NDArray:
@@ -246,7 +251,7 @@ class Sequential:
         """``J`` and the gradients of :meth:`gradients`, from one forward pass."""
         if method not in ("jacobian", "paper", "direct"):
             raise ValueError(f"method must be 'jacobian', 'paper' or 'direct', got {method!r}")
-        cache = self._forward(X)
+        cache = self._forward(X, context=method == "direct")
         y = self._targets(y, cache["X"].shape[0])
         J = self._loss(cache[self.top], y)
         if method == "jacobian":
@@ -276,7 +281,7 @@ class Sequential:
             dA = direct.loss_backward(top, y, self.loss_kind, self.reduction)
         for i in range(len(self.layers) - 1, -1, -1):
             dA, g = self.layers[i].backward(dA, cache[self.inputs[i]], self._local(i),
-                                            input_grad=i > 0)
+                                            input_grad=i > 0, context=cache.get((i, "context")))
             grads.update({self.param_names[i][s]: value for s, value in g.items()})
         return grads
 

@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 
-def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, padding=0) -> NDArray:
+def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, padding=0, *,
+           return_cols: bool = False):
     """``Z = A * K + b``: multi-channel cross-correlation, as section 2 of the note.
 
     Parameters
@@ -47,10 +48,16 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
     padding : int or (h_p, w_p)
         Zero padding on both sides of each spatial axis.
 
+    return_cols : bool
+        Also return the unfolded input (im2col), which :func:`conv2d_backward` accepts as
+        ``cols`` instead of unfolding ``A`` again.
+
     Returns
     -------
     Z : ndarray, shape (C_out, h_z, w_z) or (N, C_out, h_z, w_z)
         ``h_z = floor((h_a + 2 h_p - h_k) / h_s) + 1``, likewise ``w_z``.
+    cols : ndarray, shape (C_in h_k w_k, N h_z w_z)
+        Only with ``return_cols=True``.
     """
     A, K, single = _check_conv_args(A, K)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
@@ -63,11 +70,13 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
         if b.shape[0] != K.shape[0]:
             raise ValueError(f"b has {b.shape[0]} entries but K has {K.shape[0]} kernels")
         Z += b[:, None, None]
-    return Z[0] if single else Z
+    Z = Z[0] if single else Z
+    return (Z, cols) if return_cols else Z
 
 
 def conv2d_backward(
-    dZ: ArrayLike, A: ArrayLike, K: ArrayLike, stride=1, padding=0, *, input_grad: bool = True
+    dZ: ArrayLike, A: ArrayLike, K: ArrayLike, stride=1, padding=0, *, input_grad: bool = True,
+    cols: NDArray | None = None,
 ) -> tuple[NDArray | None, NDArray, NDArray]:
     """Ordinary back-propagation through :func:`conv2d`.
 
@@ -79,6 +88,9 @@ def conv2d_backward(
     input_grad : bool
         ``False`` skips ``dA`` (returned as ``None``): a network's first layer needs no
         gradient with respect to its input.
+    cols : ndarray, optional
+        The unfolded input that ``conv2d(A, K, ..., return_cols=True)`` returned for the
+        same ``A``, stride and padding; saves unfolding ``A`` again (checked for shape only).
 
     Returns
     -------
@@ -94,7 +106,12 @@ def conv2d_backward(
     N, C_in, ha, wa = A.shape
     _, _, hz, wz = dZ.shape
 
-    cols = _im2col(A, (hk, wk), stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    expected = (C_in * hk * wk, N * hz * wz)
+    if cols is None:
+        cols = _im2col(A, (hk, wk), stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    elif cols.shape != expected:
+        raise ValueError(f"cols has shape {cols.shape}, expected (C_in h_k w_k, N h_z w_z) = "
+                         f"{expected}: pass what conv2d(A, K, return_cols=True) returned")
     dZ_mat = dZ.transpose(1, 0, 2, 3).reshape(dZ.shape[1], -1)  # (C_out, N h_z w_z)
     dK = (dZ_mat @ cols.T).reshape(K.shape)
     db = dZ_mat.sum(axis=1)

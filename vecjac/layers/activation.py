@@ -54,7 +54,7 @@ class Activation(Layer):
     def forward(self, A, p):
         return direct.activate(A, self.kind, **self._kw)
 
-    def backward(self, dOut, A, p, input_grad=True):
+    def backward(self, dOut, A, p, input_grad=True, context=None):
         return direct.activate_backward(dOut, A, self.kind, **self._kw), {}
 
     def jacobian(self, A, p, of, wrt) -> Jacobian:

@@ -79,10 +79,16 @@ class Layer:
         """The layer's output for a batch ``A`` (layouts in the module docstring)."""
         raise NotImplementedError
 
+    def forward_with_context(self, A: NDArray, p: dict[str, NDArray]) -> tuple[NDArray, object]:
+        """The output and whatever :meth:`backward` can reuse from the forward pass."""
+        return self.forward(A, p), None
+
     def backward(
-        self, dOut: NDArray, A: NDArray, p: dict[str, NDArray], input_grad: bool = True
+        self, dOut: NDArray, A: NDArray, p: dict[str, NDArray], input_grad: bool = True,
+        context=None,
     ) -> tuple[NDArray | None, dict[str, NDArray]]:
-        """Ordinary back-propagation: ``(dL/dA or None, {symbol: dL/dparam})``."""
+        """Ordinary back-propagation: ``(dL/dA or None, {symbol: dL/dparam})``; ``context``
+        is what :meth:`forward_with_context` returned for ``A`` (or ``None``)."""
         raise NotImplementedError
 
     # --- Jacobians ------------------------------------------------------------------------

@@ -67,9 +67,13 @@ class Conv2d(Layer):
     def forward(self, A, p):
         return direct.conv2d(A, p["K"], p["b"], self.stride, self.padding)
 
-    def backward(self, dOut, A, p, input_grad=True):
+    def forward_with_context(self, A, p):
+        """``Z`` and the unfolded input (im2col), which the backward pass reuses."""
+        return direct.conv2d(A, p["K"], p["b"], self.stride, self.padding, return_cols=True)
+
+    def backward(self, dOut, A, p, input_grad=True, context=None):
         dA, dK, db = direct.conv2d_backward(dOut, A, p["K"], self.stride, self.padding,
-                                            input_grad=input_grad)
+                                            input_grad=input_grad, cols=context)
         return dA, {"K": dK, "b": db}
 
     def jacobian(self, A, p, of, wrt) -> Jacobian:

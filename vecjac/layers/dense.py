@@ -60,7 +60,7 @@ class Dense(Layer):
     def forward(self, A, p):
         return direct.dense(A, p["W"], p["b"])
 
-    def backward(self, dOut, A, p, input_grad=True):
+    def backward(self, dOut, A, p, input_grad=True, context=None):
         dB, dW, db = direct.dense_backward(dOut, A, p["W"])
         return (dB if input_grad else None), {"W": dW, "b": db}
 
@@ -90,7 +90,7 @@ class Flatten(Layer):
     def forward(self, A, p):
         return vec(A).reshape(A.shape[0], -1).T  # column n is vec(A[n]): the note's B
 
-    def backward(self, dOut, A, p, input_grad=True):
+    def backward(self, dOut, A, p, input_grad=True, context=None):
         return unvec(dOut.T.ravel(), A.shape), {}  # column n of dB is vec(dA[n])
 
     def jacobian(self, A, p, of, wrt) -> Jacobian:

@@ -60,7 +60,7 @@ class Pool2d(Layer):
     def forward(self, A, p):
         return direct.pool2d(A, self.kind, *self.geometry)
 
-    def backward(self, dOut, A, p, input_grad=True):
+    def backward(self, dOut, A, p, input_grad=True, context=None):
         return direct.pool2d_backward(dOut, A, self.kind, *self.geometry, self.ties), {}
 
     def jacobian(self, A, p, of, wrt) -> Jacobian:
