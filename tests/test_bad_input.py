@@ -401,6 +401,9 @@ def test_huge_layer_is_refused_before_allocating():
     """A layer whose Jacobian would take terabytes is refused from its shapes alone."""
     K = np.zeros((64, 64, 3, 3))
     with pytest.raises(vj.MemoryBudgetError, match=r"\d+\.\d TiB"):
+        conv_wrt_input(K, (16, 64, 512, 512), 1, 1, structured=False)
+    # structured, the estimate counts what is stored: one sample's block, still far too big
+    with pytest.raises(vj.MemoryBudgetError, match=r"287\.5 GiB"):
         conv_wrt_input(K, (16, 64, 512, 512), 1, 1)
     with pytest.raises(vj.MemoryBudgetError):
         conv_wrt_kernel(np.broadcast_to(np.float64(0.0), (16, 64, 512, 512)), K.shape, 1, 1)

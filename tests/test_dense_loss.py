@@ -214,11 +214,11 @@ def test_bad_fc_input():
         flatten((3, 4))
     with pytest.raises(ValueError, match="order must be"):
         flatten((1, 2, 2), order="K")
-    for build in (
-        lambda: dense_wrt_input(W, 1000, max_bytes=1000),
-        lambda: dense_wrt_weight(np.ones((5, 1000)), 3, max_bytes=1000),
-        lambda: dense_wrt_bias(3, 1000, max_bytes=1000),
-        lambda: flatten((1000, 1, 2, 2), max_bytes=1000),
+    for build in (  # flat builds count the flat matrix
+        lambda: dense_wrt_input(W, 1000, max_bytes=1000, structured=False),
+        lambda: dense_wrt_weight(np.ones((5, 1000)), 3, max_bytes=1000, structured=False),
+        lambda: dense_wrt_bias(3, 1000, max_bytes=1000, structured=False),
+        lambda: flatten((1000, 1, 2, 2), max_bytes=1000, structured=False),
     ):
         with pytest.raises(vj.MemoryBudgetError, match="max_bytes="):
             build()

@@ -15,19 +15,24 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
+from scipy.sparse.linalg import LinearOperator
 
+from .budget import check_csr_budget
+from .structure import Flat, Structure, product
 from .vec import Order, _check_order, order_permutation, unvec, vec
 
 __all__ = ["Jacobian", "convert_order"]
 
 
 class Jacobian:
-    """``d vec(of) / d vec(wrt)`` as a ``scipy.sparse.csr_array``.
+    """``d vec(of) / d vec(wrt)``, a ``scipy.sparse.csr_array`` kept in structured form.
 
     Parameters
     ----------
-    matrix : sparse array or matrix, or ndarray, shape (prod(of_shape), prod(wrt_shape))
-        Converted to CSR (without copying when it already is CSR).
+    matrix : sparse array or matrix, ndarray, or :class:`vecjac.structure.Structure`
+        Shape ``(prod(of_shape), prod(wrt_shape))``.  A matrix is converted to CSR (without
+        copying when it already is CSR); a structure (``I_N (x) M``, block diagonal, ...) is
+        kept as its factors, and the flat matrix is built on first access to ``matrix``.
     of, wrt : str
         The note's symbols, e.g. ``"Z2"`` and ``"A1"``.
     of_shape, wrt_shape : tuple of int
@@ -37,7 +42,19 @@ class Jacobian:
     Attributes
     ----------
     matrix : scipy.sparse.csr_array
-    shape, nnz, density
+        The flat matrix, entry for entry the same whether it was stored flat or structured;
+        materialised (after a memory-budget check) on first access and then kept.
+    structure : str
+        What is stored, e.g. ``"kron(I_64, 3136x1568 nnz 204800)"``.
+    factors : tuple
+        The stored pieces (sparse arrays, or a vector for a diagonal).
+    shape, nnz, density, nbytes
+        ``nnz`` and ``density`` are those of the flat matrix, computed without building it;
+        ``nbytes`` is what the object holds now.
+
+    Products go through the factors: ``row @ J`` for a batch of rows times ``I_N (x) M`` is
+    ``R @ M`` on the rows reshaped to ``N x m``, and ``(I (x) A) @ (I (x) B) = I (x) (AB)``
+    (see :mod:`vecjac.structure`).
 
     Examples
     --------
@@ -53,17 +70,55 @@ class Jacobian:
         self.of, self.wrt = str(of), str(wrt)
         self.of_shape = tuple(int(s) for s in of_shape)
         self.wrt_shape = tuple(int(s) for s in wrt_shape)
-        if isinstance(matrix, np.ndarray):
-            matrix = sp.csr_array(matrix)
-        elif not isinstance(matrix, sp.csr_array):
-            matrix = sp.csr_array(matrix)
+        if isinstance(matrix, Structure):
+            self._structure, self._matrix = matrix, None
+        else:
+            if not isinstance(matrix, sp.csr_array):
+                matrix = sp.csr_array(matrix)
+            self._structure, self._matrix = Flat(matrix), matrix
         expected = (int(np.prod(self.of_shape)), int(np.prod(self.wrt_shape)))
-        if matrix.shape != expected:
+        if self._structure.shape != expected:
             raise ValueError(
-                f"Jacobian d{self.of}/d{self.wrt}: matrix shape {matrix.shape} does not match "
-                f"of_shape {self.of_shape} x wrt_shape {self.wrt_shape} = {expected}"
+                f"Jacobian d{self.of}/d{self.wrt}: matrix shape {self._structure.shape} does "
+                f"not match of_shape {self.of_shape} x wrt_shape {self.wrt_shape} = {expected}"
             )
-        self.matrix = matrix
+
+    # --- storage --------------------------------------------------------------------------
+    @property
+    def matrix(self) -> sp.csr_array:
+        if self._matrix is None:
+            what = f"the flat matrix of {self.name} ({self.structure})"
+            check_csr_budget(self.nnz, self.shape, self.dtype, what)
+            self._matrix = self._structure.materialise()
+        return self._matrix
+
+    @property
+    def structure(self) -> str:
+        return str(self._structure)
+
+    @property
+    def factors(self) -> tuple:
+        return self._structure.factors
+
+    @property
+    def dtype(self):
+        return self._structure.dtype
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now: the factors, and the flat matrix if it was materialised apart."""
+        held = self._structure.nbytes
+        if self._matrix is not None and all(self._matrix is not f for f in self.factors):
+            m = self._matrix
+            held += int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+        return held
+
+    def renamed(self, of: str, wrt: str, of_shape=None, wrt_shape=None) -> Jacobian:
+        """The same storage (shared, not copied) under other names and, optionally, shapes
+        of the same sizes."""
+        storage = self._structure if self._matrix is None else self._matrix
+        return Jacobian(storage, of, wrt, self.of_shape if of_shape is None else of_shape,
+                        self.wrt_shape if wrt_shape is None else wrt_shape)
 
     # --- size -----------------------------------------------------------------------------
     @property
@@ -72,21 +127,16 @@ class Jacobian:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.matrix.shape
+        return self._structure.shape
 
     @property
     def nnz(self) -> int:
-        return int(self.matrix.nnz)
+        return int(self._structure.nnz)
 
     @property
     def density(self) -> float:
         n_rows, n_cols = self.shape
         return self.nnz / (n_rows * n_cols) if n_rows * n_cols else 0.0
-
-    @property
-    def nbytes(self) -> int:
-        m = self.matrix
-        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
 
     def __repr__(self) -> str:
         n_rows, n_cols = self.shape
@@ -97,7 +147,8 @@ class Jacobian:
 
     # --- the chain rule -------------------------------------------------------------------
     def __matmul__(self, other):
-        """``J1 @ J2``: the chain rule, checked; ``J @ x``: the matrix times an array."""
+        """``J1 @ J2``: the chain rule, checked, through the factors; ``J @ x``: times an
+        array (a vector or a matrix of columns), also through the factors."""
         if isinstance(other, Jacobian):
             if self.wrt != other.of or self.wrt_shape != other.of_shape:
                 raise ValueError(
@@ -105,14 +156,36 @@ class Jacobian:
                     f"{self.wrt_shape}) cannot multiply {other.name} (of {other.of} of shape "
                     f"{other.of_shape}); the inner names and shapes must be equal"
                 )
-            return Jacobian(
-                self.matrix @ other.matrix, self.of, other.wrt, self.of_shape, other.wrt_shape
-            )
+            return Jacobian(product(self._structure, other._structure), self.of, other.wrt,
+                            self.of_shape, other.wrt_shape)
+        if isinstance(other, np.ndarray) and other.ndim in (1, 2):
+            _check_side(other.shape[0], self.shape[1], "J @ x", "columns")
+            V = other[:, None] if other.ndim == 1 else other
+            out = self._structure.matmat(V)
+            return out[:, 0] if other.ndim == 1 else out
         return self.matrix @ other
 
     def __rmatmul__(self, other):
-        """``v @ J``: a row vector (e.g. ``dJ/dZ``) times the Jacobian."""
+        """``v @ J``: a row vector (e.g. ``dJ/dZ``), or rows stacked in a matrix, times the
+        Jacobian, through the factors."""
+        if isinstance(other, np.ndarray) and other.ndim in (1, 2):
+            _check_side(other.shape[-1], self.shape[0], "v @ J", "rows")
+            R = other[None, :] if other.ndim == 1 else other
+            out = self._structure.rmatmat(R)
+            return out[0] if other.ndim == 1 else out
         return other @ self.matrix
+
+    def linear_operator(self) -> LinearOperator:
+        """A ``scipy.sparse.linalg.LinearOperator`` whose products use the factors (nothing
+        is materialised)."""
+        s = self._structure
+        return LinearOperator(
+            self.shape, dtype=self.dtype,
+            matvec=lambda v: s.matmat(np.asarray(v).reshape(-1, 1))[:, 0],
+            rmatvec=lambda v: s.rmatmat(np.asarray(v).reshape(1, -1).conj())[0].conj(),
+            matmat=lambda V: s.matmat(np.asarray(V)),
+            rmatmat=lambda V: s.rmatmat(np.asarray(V).T.conj()).T.conj(),
+        )
 
     # --- views ----------------------------------------------------------------------------
     @property
@@ -189,6 +262,12 @@ def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
         if not 0 <= flat < n_blocks:
             raise IndexError(f"{name} {index} out of range for {n_blocks} blocks")
     return slice(flat * size, (flat + 1) * size)
+
+
+def _check_side(got: int, expected: int, what: str, side: str) -> None:
+    if got != expected:
+        raise ValueError(f"{what}: the operand has {got} entries along the product, the "
+                         f"Jacobian has {expected} {side}")
 
 
 def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):

@@ -59,7 +59,8 @@ def paper_gradients(net, cache: dict, y) -> dict[str, NDArray]:
         elif D.ndim == 3:  # 3.1.3 / 3.1.4, channel by channel
             D = _channel_wise(D, A, layer)
         else:  # an activation of the dense part: one block per sample
-            D = (D.ravel() @ layer.jacobian(A, p, "A", "Z").matrix).reshape(N, -1)
+            D = (D.ravel() @ layer.jacobian(A, p, "A", "Z", structured=False).matrix).reshape(
+                N, -1)
     return grads
 
 
@@ -68,7 +69,7 @@ def _channel_wise(dJ_dvA, I, layer) -> NDArray:
     N, c = I.shape[:2]
     dJ_dvI = np.empty((N, c, I.shape[2] * I.shape[3]), dtype=I.dtype)
     for j in range(c):
-        block = layer.jacobian(I[:, j : j + 1], {}, "A_j", "I_j")  # the samples' blocks
+        block = layer.jacobian(I[:, j : j + 1], {}, "A_j", "I_j", structured=False)
         dJ_dvI[:, j] = (dJ_dvA[:, j].ravel() @ block.matrix).reshape(N, -1)
     return dJ_dvI
 
@@ -81,7 +82,7 @@ def _kernel_and_bias(dJ_dvZ, A_prev, K, layer) -> tuple[NDArray, NDArray]:
     for i in range(K.shape[1]):
         # the samples' blocks d_vZ_j/d_vK_{j,i}, stacked: built from A_i alone
         block = jac.conv_wrt_kernel(A_prev[:, i : i + 1], (1, 1) + K.shape[2:],
-                                    layer.stride, layer.padding)
+                                    layer.stride, layer.padding, structured=False)
         dJ_dvK_i = (block.matrix.T @ rows.T).T  # (c_out, h_k w_k): row j is dJ/d_vK_{j,i}
         grad_K[:, i] = unvec(dJ_dvK_i, (c_out,) + K.shape[2:])  # row j -> K_{j,i}
     grad_b = rows @ np.ones(N * hw_z)  # (dJ/d_vZ 1)^T

@@ -204,7 +204,8 @@ class Sequential:
         return self._loss(cache[self.top], self._targets(y, cache["X"].shape[0]))
 
     # --- Jacobians ------------------------------------------------------------------------
-    def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True) -> dict[str, Jacobian]:
+    def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True,
+                          structured: bool = True) -> dict[str, Jacobian]:
         """Every Jacobian of the chain from the forward cache, from the loss down; build
         times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``."""
         out, self.build_ms = {}, {}
@@ -222,19 +223,23 @@ class Sequential:
             layer, name, below = self.layers[i], self.names[i], self.inputs[i]
             A, p = cache[below], self._local(i)
             for symbol, theta in self.param_names[i].items():
-                add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta)
+                add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta,
+                    structured)
             if i > 0 or wrt_X:
-                add(f"d{name}/d{below}", layer.jacobian, A, p, name, below)
+                add(f"d{name}/d{below}", layer.jacobian, A, p, name, below, structured)
         return out
 
-    def jacobians(self, X: ArrayLike, y: ArrayLike | None = None) -> dict[str, Jacobian]:
+    def jacobians(self, X: ArrayLike, y: ArrayLike | None = None,
+                  structured: bool = True) -> dict[str, Jacobian]:
         """Every named Jacobian of the chain, ``{"dJ/dA3": ..., "dZ1/dX": ...}``.
 
-        ``dJ/d<top>`` is included when the labels ``y`` are given.
+        ``dJ/d<top>`` is included when the labels ``y`` are given.  ``structured=True``
+        (default) keeps each in its structured form (``I_N (x) M``, diagonals, ...: see
+        ``J.structure``), ``False`` builds every one flat.  ``J.matrix`` is the same either way.
         """
         cache = self._forward(X)
         y = None if y is None else self._targets(y, cache["X"].shape[0])
-        return self._cached_jacobians(cache, y)
+        return self._cached_jacobians(cache, y, structured=structured)
 
     # --- gradients ------------------------------------------------------------------------
     def gradients(self, X: ArrayLike, y: ArrayLike, method: str = "jacobian") -> dict[str, NDArray]:
@@ -287,7 +292,7 @@ class Sequential:
 
     # --- end-to-end Jacobians -------------------------------------------------------------
     def jacobian(self, X: ArrayLike, of: str, wrt: str, y: ArrayLike | None = None,
-                 order: str = "reverse", report: bool = False):
+                 order: str = "reverse", report: bool = False, structured: bool = True):
         """Any end-to-end Jacobian along the chain, as a product of sparse Jacobians.
 
         Parameters
@@ -299,7 +304,11 @@ class Sequential:
             ``"reverse"`` multiplies left to right (from ``of`` down, as back-propagation),
             ``"forward"`` right to left (from ``wrt`` up).  The results are equal.
         report : bool
-            Also return a list with each intermediate product's name, shape and nnz.
+            Also return a list with each intermediate product's name, shape, nnz (of its
+            flat form) and structure.
+        structured : bool
+            Multiply through the factors (default): a per-sample product such as ``dZ2/dX``
+            stays one block per sample, ``I_N (x) M``.  ``False``: flat sparse products.
 
         Returns
         -------
@@ -312,14 +321,15 @@ class Sequential:
         if of == "J" and y is None:
             raise ValueError("of='J' needs the labels y")
         y = None if y is None else self._targets(y, cache["X"].shape[0])
-        J = self._cached_jacobians(cache, y)
+        J = self._cached_jacobians(cache, y, structured=structured)
         mats = [J[name] for name in factors]
         if order == "forward":
             mats = mats[::-1]
         product, steps = mats[0], []
         for factor in mats[1:]:
             product = product @ factor if order == "reverse" else factor @ product
-            steps.append({"product": product.name, "shape": product.shape, "nnz": product.nnz})
+            steps.append({"product": product.name, "shape": product.shape, "nnz": product.nnz,
+                          "structure": product.structure})
         return (product, steps) if report else product
 
     def _path(self, of: str, wrt: str) -> list[str]:

@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget, index_dtype
 from ..direct.activation import ACTIVATIONS, activate, activation_derivative
 from ..jacobian import Jacobian
+from ..structure import BlockDiag, Diagonal
 from ..vec import as_float_array, check_choice, vec
 from ._csr import assemble_csr
 
@@ -42,6 +43,7 @@ def activation(
     wrt: str = "Z",
     negative_slope: float = 0.01,
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``d vecI / d vecZ`` of ``I = f_activation(Z)``.
 
@@ -55,6 +57,9 @@ def activation(
         Leaky ReLU's slope for ``z <= 0``.
     max_bytes : int, optional
         Memory budget for this call.
+    structured : bool
+        ``True`` (default): kept as the diagonal ``f'(vecZ)`` (softmax: its per-sample
+        blocks), multiplied without building the matrix; ``False``: flat CSR.
 
     Returns
     -------
@@ -74,7 +79,7 @@ def activation(
     check_choice(kind, "kind", ACTIVATIONS)
     Z = as_float_array(Z, "Z")
     if kind == "softmax":
-        return _softmax(Z, of, wrt, max_bytes)
+        return _softmax(Z, of, wrt, max_bytes, structured)
     n = Z.size
     check_csr_budget(n, (n, n), Z.dtype, f"activation ({n} x {n})", max_bytes)
     # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): take vec (a copy unless Z is a
@@ -83,7 +88,8 @@ def activation(
     if np.shares_memory(diagonal, Z):
         diagonal = diagonal.copy()
     activation_derivative(diagonal, kind, negative_slope=negative_slope, out=diagonal)
-    return Jacobian(_diagonal(diagonal), of, wrt, Z.shape, Z.shape)
+    storage = Diagonal(diagonal) if structured else _diagonal(diagonal)
+    return Jacobian(storage, of, wrt, Z.shape, Z.shape)
 
 
 def _diagonal(values: NDArray) -> sp.csr_array:
@@ -100,7 +106,7 @@ def _arange(n: int) -> NDArray:
     return index
 
 
-def _softmax(Z: NDArray, of: str, wrt: str, max_bytes) -> Jacobian:
+def _softmax(Z: NDArray, of: str, wrt: str, max_bytes, structured: bool) -> Jacobian:
     S = activate(Z, "softmax")
     columns = S[:, None] if S.ndim == 1 else S
     n, n_samples = columns.shape
@@ -115,4 +121,5 @@ def _softmax(Z: NDArray, of: str, wrt: str, max_bytes) -> Jacobian:
     indices = np.broadcast_to(first + np.arange(n, dtype=itype), (n_samples, n, n)).ravel()
     indptr = np.arange(0, nnz + 1, n, dtype=itype)
     matrix = assemble_csr(blocks.ravel(), indices, indptr, shape)
-    return Jacobian(matrix, of, wrt, Z.shape, Z.shape)
+    return Jacobian(BlockDiag(n_samples, matrix) if structured else matrix, of, wrt, Z.shape,
+                    Z.shape)

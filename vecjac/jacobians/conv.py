@@ -44,6 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, check_csr_budget, csr_nbytes, index_dtype
 from ..jacobian import Jacobian
+from ..structure import Kron, KronRows, Tile
 from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
 from ._csr import assemble_csr
 
@@ -153,6 +154,7 @@ def conv_wrt_input(
     of: str = "Z",
     wrt: str = "A",
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``d vecZ / d vecA`` of ``Z = A * K + b``, stacked over channels (and samples).
 
@@ -170,9 +172,15 @@ def conv_wrt_input(
     -------
     J : Jacobian, shape (C_out h_z w_z, C_in h_a w_a), or ``N`` times each for a batch
         Block ``(j, i)`` is the note's ``d vecZ_j / d vecA_i``; its entries are entries of
-        ``K_{j,i}``.  For a batch the matrix is block diagonal over samples.
+        ``K_{j,i}``.  For a batch the matrix is block diagonal over samples with the same
+        block for every sample: stored as ``I_N (x) M`` (``structured=True``, the default;
+        the memory budget counts ``M``), or flat (``structured=False``).
     """
     K = as_float_array(K, "K", ndims=(4,))
+    shape = as_shape(input_shape, "input_shape")
+    if structured and len(shape) == 4:
+        M = conv_wrt_input(K, shape[1:], stride, padding, max_bytes=max_bytes, structured=False)
+        return Jacobian(Kron(shape[0], M.matrix), of, wrt, shape[:1] + M.of_shape, shape)
     pattern = _checked_pattern(input_shape, K.shape, stride, padding, K.dtype, max_bytes)
     n_samples = pattern.input_shape[0] if len(pattern.input_shape) == 4 else 1
     data = np.take(vec(K).reshape(K.shape[0], -1), pattern.k_local, axis=1).ravel()
@@ -190,6 +198,7 @@ def conv_wrt_kernel(
     of: str = "Z",
     wrt: str = "K",
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``d vecZ / d vecK`` of ``Z = A * K + b``, stacked over kernels (and samples).
 
@@ -204,10 +213,19 @@ def conv_wrt_kernel(
     J : Jacobian, shape (C_out h_z w_z, C_out C_in h_k w_k), rows ``N`` times for a batch
         Block ``(j, (j, i))`` is the note's ``d vecZ_j / d vecK_{j,i}``, built from ``A_i``
         alone; blocks ``(j, (j', i))`` with ``j' != j`` are zero.  For a batch the samples'
-        rows are stacked, since every sample shares ``K``.
+        rows are stacked, since every sample shares ``K``.  ``structured=True`` (default)
+        stores each sample's ``[d vecZ_j/d vecK_{j,1} ... d vecZ_j/d vecK_{j,C_in}]`` once,
+        not once per ``j`` (:class:`~vecjac.structure.KronRows`); ``False`` stores it flat.
     """
     A = as_float_array(A, "A", ndims=(3, 4))
     kernel_shape = as_shape(kernel_shape, "kernel_shape")
+    if structured and len(kernel_shape) == 4:
+        P = conv_wrt_kernel(A, (1,) + kernel_shape[1:], stride, padding, max_bytes=max_bytes,
+                            structured=False)
+        n = A.shape[0] if A.ndim == 4 else 1
+        of_shape = P.of_shape[:-3] + (kernel_shape[0],) + P.of_shape[-2:]
+        return Jacobian(KronRows(n, kernel_shape[0], P.matrix), of, wrt, of_shape,
+                        kernel_shape)
     pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes)
     per_sample = np.take(vec(A).reshape(-1, A[0].size if A.ndim == 4 else A.size),
                          pattern.a_local, axis=1)
@@ -219,7 +237,7 @@ def conv_wrt_kernel(
 
 def conv_wrt_bias(
     output_shape, *, of: str = "Z", wrt: str = "b", dtype=np.float64,
-    max_bytes: int | None = None,
+    max_bytes: int | None = None, structured: bool = True,
 ) -> Jacobian:
     """``d vecZ / d b``: a one in column ``j`` of every row of output channel ``j``.
 
@@ -230,7 +248,8 @@ def conv_wrt_bias(
     Returns
     -------
     J : Jacobian, shape (prod(output_shape), C_out)
-        Per channel, the note's ``d vecZ_j / d b_j = 1_(h_z w_z, 1)``.
+        Per channel, the note's ``d vecZ_j / d b_j = 1_(h_z w_z, 1)``.  For a batch every
+        sample has the same rows: stored once (``structured=True``, default) or flat.
     """
     output_shape = as_shape(output_shape, "output_shape")
     if len(output_shape) not in (3, 4) or min(output_shape) < 1:
@@ -238,6 +257,9 @@ def conv_wrt_bias(
             f"output_shape must be (C_out, h_z, w_z) or (N, C_out, h_z, w_z) with positive "
             f"sizes, got {output_shape}"
         )
+    if structured and len(output_shape) == 4:
+        G = conv_wrt_bias(output_shape[1:], dtype=dtype, max_bytes=max_bytes, structured=False)
+        return Jacobian(Tile(output_shape[0], G.matrix), of, wrt, output_shape, G.wrt_shape)
     c_out, hw = output_shape[-3], output_shape[-1] * output_shape[-2]
     n_rows = int(np.prod(output_shape))
     itype = check_csr_budget(n_rows, (n_rows, c_out), dtype, "bias", max_bytes)

@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_csr_budget
 from ..jacobian import Jacobian
+from ..structure import Diagonal, Kron, KronRows, Tile
 from ..vec import as_float_array, order_permutation
 from ._csr import assemble_csr
 
@@ -42,6 +43,7 @@ def dense_wrt_input(
     of: str = "Z3",
     wrt: str = "B2",
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``dZ3 / d vecB2 = W3^T``, or ``I_N (x) W3^T`` for a batch.
 
@@ -54,10 +56,15 @@ def dense_wrt_input(
     Returns
     -------
     J : Jacobian, shape (n_out, n_in), or (N n_out, N n_in) block diagonal
-        Every entry of ``W3`` stored (a dense block per sample).
+        Every entry of ``W3`` stored (a dense block per sample).  For a batch,
+        ``structured=True`` (default) stores ``W3^T`` once (``I_N (x) W3^T``).
     """
     W = as_float_array(W, "W", ndims=(2,))
     N = _samples(n_samples)
+    if structured and n_samples is not None:
+        M = dense_wrt_input(W, None, max_bytes=max_bytes, structured=False)
+        return Jacobian(Kron(N, M.matrix), of, wrt, _fc_shape(W.shape[1], N),
+                        _fc_shape(W.shape[0], N))
     n_in, n_out = W.shape
     shape = (N * n_out, N * n_in)
     itype = check_csr_budget(N * n_out * n_in, shape, W.dtype, "dZ3/dB2", max_bytes)
@@ -75,6 +82,7 @@ def dense_wrt_weight(
     of: str = "Z3",
     wrt: str = "W3",
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``dZ3 / d vecW3 = I_{n_out} (x) B2^T``, one such block of rows per sample.
 
@@ -88,11 +96,15 @@ def dense_wrt_weight(
     J : Jacobian, shape (n_out, n_in n_out), or (N n_out, n_in n_out)
         Built directly in CSR; equal to ``scipy.sparse.kron(eye(n_out), B2[None, :])`` for one
         sample, with every entry of ``B2`` stored (zeros included), so the pattern depends on
-        shapes only.
+        shapes only.  ``structured=True`` (default) stores ``B2^T`` once, not once per
+        output (:class:`~vecjac.structure.KronRows`).
     """
     B = as_float_array(B, "B", ndims=(1, 2))
     n_out = _positive(n_out, "n_out")
     n_in, N = B.shape[0], (B.shape[1] if B.ndim == 2 else 1)
+    if structured:
+        P = dense_wrt_weight(B, 1, max_bytes=max_bytes, structured=False).matrix  # B^T
+        return Jacobian(KronRows(N, n_out, P), of, wrt, (n_out,) + B.shape[1:], (n_in, n_out))
     shape = (N * n_out, n_in * n_out)
     itype = check_csr_budget(N * n_out * n_in, shape, B.dtype, "dZ3/dW3", max_bytes)
     columns = np.arange(n_out, dtype=itype)[:, None] * n_in + np.arange(n_in, dtype=itype)
@@ -110,14 +122,19 @@ def dense_wrt_bias(
     wrt: str = "b3",
     dtype=np.float64,
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
-    """``dZ3 / db3 = I_{n_out}``, one identity per sample stacked for a batch.
+    """``dZ3 / db3 = I_{n_out}``, one identity per sample stacked for a batch (stored once
+    with ``structured=True``, the default).
 
     Returns
     -------
     J : Jacobian, shape (n_out, n_out), or (N n_out, n_out)
     """
     n_out, N = _positive(n_out, "n_out"), _samples(n_samples)
+    if structured and n_samples is not None:
+        G = dense_wrt_bias(n_out, dtype=dtype, max_bytes=max_bytes, structured=False)
+        return Jacobian(Tile(N, G.matrix), of, wrt, _fc_shape(n_out, N), (n_out,))
     shape = (N * n_out, n_out)
     itype = check_csr_budget(N * n_out, shape, dtype, "dZ3/db3", max_bytes)
     indptr = np.arange(N * n_out + 1, dtype=itype)
@@ -135,6 +152,7 @@ def flatten(
     wrt: str = "A2",
     dtype=np.float64,
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``d vecB2 / d vecA2`` of flatten ``B2 = [vec A_1; ...; vec A_c]`` (section 3.1.2).
 
@@ -149,13 +167,20 @@ def flatten(
     -------
     J : Jacobian, shape (C h_a w_a, C h_a w_a), or ``N`` times each
         ``of_shape`` is ``(C h_a w_a,)``, or ``(C h_a w_a, N)`` for a batch (features x
-        samples, the FC layout).
+        samples, the FC layout).  ``structured=True`` (default) keeps the identity as a
+        diagonal of ones and C order's permutation as ``I_N (x) perm``.
     """
     A_shape = _feature_shape(A_shape)
     if order not in ("F", "C"):
         raise ValueError(f"order must be 'F' (the note's vec) or 'C' (A.ravel()), got {order!r}")
     m = int(np.prod(A_shape[-3:]))
     N = A_shape[0] if len(A_shape) == 4 else 1
+    of_shape = (m,) if len(A_shape) == 3 else (m, N)
+    if structured and order == "F":
+        return Jacobian(Diagonal(np.ones(N * m, dtype=dtype)), of, wrt, of_shape, A_shape)
+    if structured and N > 1:
+        block = flatten(A_shape[1:], order, dtype=dtype, max_bytes=max_bytes, structured=False)
+        return Jacobian(Kron(N, block.matrix), of, wrt, of_shape, A_shape)
     itype = check_csr_budget(N * m, (N * m, N * m), dtype, "dB2/dA2", max_bytes)
     if order == "F":
         columns = np.arange(N * m, dtype=itype)
@@ -164,7 +189,6 @@ def flatten(
         columns = (np.arange(N, dtype=itype)[:, None] * m + within).ravel()
     indptr = np.arange(N * m + 1, dtype=itype)
     matrix = assemble_csr(np.ones(N * m, dtype=dtype), columns, indptr, (N * m, N * m))
-    of_shape = (m,) if len(A_shape) == 3 else (m, N)
     return Jacobian(matrix, of, wrt, of_shape, A_shape)
 
 

@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget, index_dtype
 from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
+from ..structure import BlockDiag
 from ..vec import as_float_array, vec
 from ._csr import assemble_csr
 from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
@@ -58,6 +59,7 @@ def pool(
     of: str = "A",
     wrt: str = "I",
     max_bytes: int | None = None,
+    structured: bool = True,
 ) -> Jacobian:
     """``d vecA / d vecI`` of ``A = f_pool(I)``, stacked over channels (and samples).
 
@@ -77,6 +79,10 @@ def pool(
         The note's names, e.g. ``"A2"`` and ``"I2"``.
     max_bytes : int, optional
         Memory budget for this call (default: :func:`vecjac.get_memory_budget`).
+    structured : bool
+        ``True`` (default): average pooling is stored as ``I_{N C} (x) M`` (one block for
+        every channel and sample, the note's "the same for every channel"), max and L2
+        pooling as their distinct diagonal blocks; ``False``: flat.
 
     Returns
     -------
@@ -93,14 +99,19 @@ def pool(
     """
     I = as_float_array(I, "I", ndims=(3, 4))
     args = check_pool_args(I.shape, kind, size, stride, padding, ties)
-    if args.kind == "avg":
-        matrix = _avg(I, args, max_bytes)
-    elif args.kind == "l2":
+    if args.kind == "avg":  # the conv builder's I_{N C} (x) M, or flat
+        P = _kernel_P(args, I.dtype)
+        J = conv_wrt_input(P, _folded(I.shape), args.stride, args.padding, max_bytes=max_bytes,
+                           structured=structured)
+        return J.renamed(of, wrt, args.output_shape, I.shape)
+    if args.kind == "l2":
         matrix = _l2(I, args, max_bytes)
     elif args.ties == "first":
         matrix = _max_first(I, args, max_bytes)
     else:
         matrix = _max_split(I, args, max_bytes)
+    if structured:  # one distinct block per channel (and sample)
+        matrix = BlockDiag(int(np.prod(I.shape[:-2])), matrix)
     return Jacobian(matrix, of, wrt, args.output_shape, I.shape)
 
 
@@ -131,14 +142,6 @@ def pool_block(
 
 
 # --- builders -----------------------------------------------------------------------------
-def _avg(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
-    """The convolution builder with kernel ``P``, channels folded into the batch axis: its
-    batch pattern is block diagonal over samples, here over (samples, channels)."""
-    P = _kernel_P(args, I.dtype)
-    J = conv_wrt_input(P, _folded(I.shape), args.stride, args.padding, max_bytes=max_bytes)
-    return J.matrix
-
-
 def _max_first(I: NDArray, args: PoolArgs, max_bytes) -> sp.csr_array:
     """Selection matrix built in CSR order: ``indptr = arange``, one switch per row, its
     column ``base + offsets[k]`` (window corner plus the switch's offset)."""

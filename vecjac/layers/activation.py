@@ -57,8 +57,9 @@ class Activation(Layer):
     def backward(self, dOut, A, p, input_grad=True, context=None):
         return direct.activate_backward(dOut, A, self.kind, **self._kw), {}
 
-    def jacobian(self, A, p, of, wrt) -> Jacobian:
-        return jac.activation(A, self.kind, of=of, wrt=wrt, **self._kw)
+    def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
+        return jac.activation(A, self.kind, of=of, wrt=wrt, structured=structured,
+                              **self._kw)
 
     def _settings(self) -> str:
         slope = f", negative_slope={self.negative_slope:g}" if self.kind == "leaky_relu" else ""

@@ -92,12 +92,15 @@ class Layer:
         raise NotImplementedError
 
     # --- Jacobians ------------------------------------------------------------------------
-    def jacobian(self, A: NDArray, p: dict[str, NDArray], of: str, wrt: str) -> Jacobian:
-        """``d vec(out) / d vec(A)`` for the batch ``A``, named ``d{of}/d{wrt}``."""
+    def jacobian(self, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
+                 structured: bool = True) -> Jacobian:
+        """``d vec(out) / d vec(A)`` for the batch ``A``, named ``d{of}/d{wrt}``; kept in
+        structured form (the builders' ``structured=True``) or flat."""
         raise NotImplementedError
 
     def param_jacobian(
-        self, symbol: str, A: NDArray, p: dict[str, NDArray], of: str, wrt: str
+        self, symbol: str, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
+        structured: bool = True,
     ) -> Jacobian:
         """``d vec(out) / d vec(param)`` of the parameter ``symbol`` (one of ``params``)."""
         raise NotImplementedError

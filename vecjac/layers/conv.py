@@ -76,15 +76,16 @@ class Conv2d(Layer):
                                             input_grad=input_grad, cols=context)
         return dA, {"K": dK, "b": db}
 
-    def jacobian(self, A, p, of, wrt) -> Jacobian:
-        return jac.conv_wrt_input(p["K"], A.shape, self.stride, self.padding, of=of, wrt=wrt)
+    def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
+        return jac.conv_wrt_input(p["K"], A.shape, self.stride, self.padding, of=of, wrt=wrt,
+                                  structured=structured)
 
-    def param_jacobian(self, symbol, A, p, of, wrt) -> Jacobian:
+    def param_jacobian(self, symbol, A, p, of, wrt, structured=True) -> Jacobian:
         if symbol == "K":
             return jac.conv_wrt_kernel(A, p["K"].shape, self.stride, self.padding, of=of,
-                                       wrt=wrt)
+                                       wrt=wrt, structured=structured)
         return jac.conv_wrt_bias((A.shape[0],) + self.output_shape, of=of, wrt=wrt,
-                                 dtype=A.dtype)
+                                 dtype=A.dtype, structured=structured)
 
     def _settings(self) -> str:
         return (f"{self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

@@ -64,13 +64,15 @@ class Dense(Layer):
         dB, dW, db = direct.dense_backward(dOut, A, p["W"])
         return (dB if input_grad else None), {"W": dW, "b": db}
 
-    def jacobian(self, A, p, of, wrt) -> Jacobian:
-        return jac.dense_wrt_input(p["W"], A.shape[1], of=of, wrt=wrt)
+    def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
+        return jac.dense_wrt_input(p["W"], A.shape[1], of=of, wrt=wrt, structured=structured)
 
-    def param_jacobian(self, symbol, A, p, of, wrt) -> Jacobian:
+    def param_jacobian(self, symbol, A, p, of, wrt, structured=True) -> Jacobian:
         if symbol == "W":
-            return jac.dense_wrt_weight(A, self.out_features, of=of, wrt=wrt)
-        return jac.dense_wrt_bias(self.out_features, A.shape[1], of=of, wrt=wrt, dtype=A.dtype)
+            return jac.dense_wrt_weight(A, self.out_features, of=of, wrt=wrt,
+                                        structured=structured)
+        return jac.dense_wrt_bias(self.out_features, A.shape[1], of=of, wrt=wrt, dtype=A.dtype,
+                                  structured=structured)
 
     def _settings(self) -> str:
         return str(self.out_features)
@@ -93,5 +95,5 @@ class Flatten(Layer):
     def backward(self, dOut, A, p, input_grad=True, context=None):
         return unvec(dOut.T.ravel(), A.shape), {}  # column n of dB is vec(dA[n])
 
-    def jacobian(self, A, p, of, wrt) -> Jacobian:
-        return jac.flatten(A.shape, of=of, wrt=wrt, dtype=A.dtype)
+    def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
+        return jac.flatten(A.shape, of=of, wrt=wrt, dtype=A.dtype, structured=structured)

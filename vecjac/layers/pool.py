@@ -63,8 +63,9 @@ class Pool2d(Layer):
     def backward(self, dOut, A, p, input_grad=True, context=None):
         return direct.pool2d_backward(dOut, A, self.kind, *self.geometry, self.ties), {}
 
-    def jacobian(self, A, p, of, wrt) -> Jacobian:
-        return jac.pool(A, self.kind, *self.geometry, self.ties, of=of, wrt=wrt)
+    def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
+        return jac.pool(A, self.kind, *self.geometry, self.ties, of=of, wrt=wrt,
+                        structured=structured)
 
     def _settings(self) -> str:
         extra = "" if self.ties == "first" or self.kind != "max" else f", ties={self.ties!r}"

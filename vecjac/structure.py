@@ -1,0 +1,357 @@
+r"""The structure of a Jacobian whose blocks repeat, kept as its factors.
+
+The note says it three times: ``d vecZ_j / d vecK_{j,i}`` is the same for every kernel ``j``
+(section 3.1.5), the pooling Jacobian is the same for every channel (3.1.3), and a layer's
+Jacobian with respect to its input does not depend on the sample.  A batch of ``N`` samples
+makes every Jacobian block diagonal over samples (with respect to an activation) or stacks
+the samples' rows (with respect to a shared parameter).  These classes store the pieces once
+and multiply through them; the flat ``csr_array`` is built only when asked for.
+
+=============  ===============================================  ================================
+structure      flat matrix                                      who
+=============  ===============================================  ================================
+``Flat``       the matrix itself                                losses, and any product without
+                                                                structure
+``Kron``       ``I_n (x) M``                                    conv wrt input, average pooling,
+                                                                dense wrt input, flatten (C)
+``Diagonal``   ``diag(d)``                                      element-wise activations, flatten
+``BlockDiag``  ``diag(M_1, ..., M_n)``, distinct blocks          max / L2 pooling, softmax
+``KronRows``   rows of sample ``s``: ``I_c (x) P_s``            conv wrt kernel, dense wrt weight
+``Tile``       ``[G; G; ...; G]`` (``n`` times)                 biases
+=============  ===============================================  ================================
+
+Every class gives its flat ``materialise()``, ``rmatmat(R) = R @ J`` (rows of ``R`` are row
+vectors such as ``dJ/dZ``) and ``matmat(V) = J @ V`` through its factors, its stored ``nbytes``
+and the ``nnz`` of its flat form; :func:`product` is the chain rule through the factors, e.g.
+``(I (x) A)(I (x) B) = I (x) (AB)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from .budget import index_dtype
+
+__all__ = ["Structure", "Flat", "Kron", "Diagonal", "BlockDiag", "KronRows", "Tile",
+           "product"]
+
+
+def _csr_bytes(m) -> int:
+    return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+
+def _size(m) -> str:
+    return f"{m.shape[0]}x{m.shape[1]} nnz {m.nnz}"
+
+
+def _csr(data, indices, indptr, shape) -> sp.csr_array:
+    itype = index_dtype(int(len(data)), shape)
+    return sp.csr_array((data, indices.astype(itype, copy=False),
+                         indptr.astype(itype, copy=False)), shape=shape, copy=False)
+
+
+class Structure:
+    """Base class; ``shape`` is the flat matrix's shape."""
+
+    shape: tuple[int, int]
+
+    @property
+    def factors(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_csr_bytes(f) if sp.issparse(f) else int(f.nbytes) for f in self.factors)
+
+    @property
+    def dtype(self):
+        return self.factors[0].dtype
+
+    def materialise(self) -> sp.csr_array:
+        raise NotImplementedError
+
+    def rmatmat(self, R: NDArray) -> NDArray:
+        """``R @ J`` for ``R`` of shape ``(k, rows)``."""
+        return np.asarray(R @ self.materialise())
+
+    def matmat(self, V: NDArray) -> NDArray:
+        """``J @ V`` for ``V`` of shape ``(cols, k)``."""
+        return np.asarray(self.materialise() @ V)
+
+    def transpose(self) -> Structure:
+        return Flat(self.materialise().T.tocsr())
+
+
+class Flat(Structure):
+    """No structure: the flat matrix."""
+
+    def __init__(self, matrix: sp.csr_array):
+        self.matrix, self.shape = matrix, matrix.shape
+
+    @property
+    def factors(self):
+        return (self.matrix,)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    def materialise(self):
+        return self.matrix
+
+    def __str__(self) -> str:
+        return f"flat {_size(self.matrix)}"
+
+
+class Kron(Structure):
+    """``I_n (x) M``: the same block ``M`` for each of ``n`` samples (or channels)."""
+
+    def __init__(self, n: int, M: sp.csr_array):
+        self.n, self.M = int(n), sp.csr_array(M)
+        self.shape = (self.n * M.shape[0], self.n * M.shape[1])
+
+    @property
+    def factors(self):
+        return (self.M,)
+
+    @property
+    def nnz(self) -> int:
+        return self.n * int(self.M.nnz)
+
+    def __str__(self) -> str:
+        return f"kron(I_{self.n}, {_size(self.M)})"
+
+    def materialise(self):
+        M, n = self.M, self.n
+        (m_o, m_i), nnz = M.shape, M.nnz
+        indptr = np.empty(n * m_o + 1, dtype=np.int64)
+        indptr[0] = 0
+        indptr[1:] = (M.indptr[1:][None, :] + nnz * np.arange(n)[:, None]).ravel()
+        indices = (M.indices[None, :] + m_i * np.arange(n)[:, None]).ravel()
+        return _csr(np.tile(M.data, n), indices, indptr, self.shape)
+
+    def rmatmat(self, R):
+        k = R.shape[0]
+        out = R.reshape(k * self.n, self.M.shape[0]) @ self.M
+        return np.asarray(out).reshape(k, self.shape[1])
+
+    def matmat(self, V):
+        m_i, k = self.M.shape[1], V.shape[1]
+        blocks = V.reshape(self.n, m_i, k).transpose(1, 0, 2).reshape(m_i, self.n * k)
+        out = np.asarray(self.M @ blocks).reshape(-1, self.n, k)
+        return out.transpose(1, 0, 2).reshape(self.shape[0], k)
+
+    def transpose(self):
+        return Kron(self.n, self.M.T.tocsr())
+
+    def coarsen(self, n: int) -> Kron:
+        """The same matrix as ``I_n (x) (I_{self.n / n} (x) M)``."""
+        if n == self.n:
+            return self
+        return Kron(n, Kron(self.n // n, self.M).materialise())
+
+
+class Diagonal(Structure):
+    """``diag(d)``: an element-wise map."""
+
+    def __init__(self, d: NDArray):
+        self.d = np.asarray(d)
+        self.shape = (self.d.size, self.d.size)
+
+    @property
+    def factors(self):
+        return (self.d,)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.d.size)
+
+    def __str__(self) -> str:
+        return f"diag({self.d.size})"
+
+    def materialise(self):
+        index = np.arange(self.d.size + 1)
+        return _csr(self.d.copy(), index[:-1], index, self.shape)
+
+    def rmatmat(self, R):
+        return R * self.d
+
+    def matmat(self, V):
+        return self.d[:, None] * V
+
+    def transpose(self):
+        return self
+
+
+class BlockDiag(Structure):
+    """``diag(M_1, ..., M_n)`` with distinct blocks, stored as the flat matrix (it holds the
+    blocks' entries once); ``stacked()`` gives them one under the other."""
+
+    def __init__(self, n: int, matrix: sp.csr_array):
+        self.n, self.matrix = int(n), sp.csr_array(matrix)
+        self.shape = self.matrix.shape
+        self.block = (self.shape[0] // self.n, self.shape[1] // self.n)
+
+    @property
+    def factors(self):
+        return (self.matrix,)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    def __str__(self) -> str:
+        return f"blockdiag({self.n} x {self.block[0]}x{self.block[1]}, nnz {self.nnz})"
+
+    def materialise(self):
+        return self.matrix
+
+    def stacked(self) -> sp.csr_array:
+        """``[M_1; ...; M_n]``, shape ``(rows, cols / n)``: columns shifted into block 0."""
+        m = self.matrix
+        sample = np.repeat(np.arange(self.n), self.block[0])
+        shift = np.repeat(sample * self.block[1], np.diff(m.indptr))
+        return _csr(m.data, m.indices - shift, m.indptr, (self.shape[0], self.block[1]))
+
+    @classmethod
+    def from_stacked(cls, n: int, S: sp.csr_array) -> BlockDiag:
+        """The block diagonal of the ``n`` blocks stacked in ``S``."""
+        S = sp.csr_array(S)
+        rows = S.shape[0] // n
+        shift = np.repeat(np.repeat(np.arange(n), rows) * S.shape[1], np.diff(S.indptr))
+        return cls(n, _csr(S.data, S.indices + shift, S.indptr, (S.shape[0], n * S.shape[1])))
+
+    def transpose(self):
+        return BlockDiag(self.n, self.matrix.T.tocsr())
+
+
+class KronRows(Structure):
+    """Rows stacked over ``n`` samples, sample ``s``'s rows ``I_c (x) P_s``; ``P`` holds the
+    blocks ``P_s`` one under the other, shape ``(n h, q)``."""
+
+    def __init__(self, n: int, c: int, P: sp.csr_array):
+        self.n, self.c, self.P = int(n), int(c), sp.csr_array(P)
+        self.h, self.q = self.P.shape[0] // self.n, self.P.shape[1]
+        self.shape = (self.n * self.c * self.h, self.c * self.q)
+
+    @property
+    def factors(self):
+        return (self.P,)
+
+    @property
+    def nnz(self) -> int:
+        return self.c * int(self.P.nnz)
+
+    def __str__(self) -> str:
+        return f"rows {self.n} x kron(I_{self.c}, {self.h}x{self.q}), P nnz {self.P.nnz}"
+
+    def materialise(self):
+        n, c, h, q = self.n, self.c, self.h, self.q
+        rows = (np.arange(n)[:, None, None] * h + np.arange(h)[None, None, :]).repeat(c, 1)
+        G = self.P[rows.ravel()]  # the samples' rows, in the order (s, j, r)
+        kernel = np.broadcast_to(np.arange(c)[None, :, None], (n, c, h)).ravel()
+        shift = np.repeat(kernel * q, np.diff(G.indptr))
+        return _csr(G.data, G.indices + shift, G.indptr, self.shape)
+
+    def rmatmat(self, R):
+        k, (n, c, h) = R.shape[0], (self.n, self.c, self.h)
+        rows = R.reshape(k, n, c, h).transpose(0, 2, 1, 3).reshape(k * c, n * h)
+        return np.asarray(rows @ self.P).reshape(k, c * self.q)
+
+    def matmat(self, V):
+        k, (n, c, h, q) = V.shape[1], (self.n, self.c, self.h, self.q)
+        out = np.asarray(self.P @ V.reshape(c, q, k).transpose(1, 0, 2).reshape(q, c * k))
+        return out.reshape(n, h, c, k).transpose(0, 2, 1, 3).reshape(self.shape[0], k)
+
+
+class Tile(Structure):
+    """``[G; ...; G]``: the same rows for each of ``n`` samples (a shared bias)."""
+
+    def __init__(self, n: int, G: sp.csr_array):
+        self.n, self.G = int(n), sp.csr_array(G)
+        self.shape = (self.n * G.shape[0], G.shape[1])
+
+    @property
+    def factors(self):
+        return (self.G,)
+
+    @property
+    def nnz(self) -> int:
+        return self.n * int(self.G.nnz)
+
+    def __str__(self) -> str:
+        return f"tile({self.n} x {_size(self.G)})"
+
+    def materialise(self):
+        G, n = self.G, self.n
+        indptr = np.empty(self.shape[0] + 1, dtype=np.int64)
+        indptr[0] = 0
+        indptr[1:] = (G.indptr[1:][None, :] + G.nnz * np.arange(n)[:, None]).ravel()
+        return _csr(np.tile(G.data, n), np.tile(G.indices, n), indptr, self.shape)
+
+    def rmatmat(self, R):
+        summed = R.reshape(R.shape[0], self.n, self.G.shape[0]).sum(axis=1)
+        return np.asarray(summed @ self.G)
+
+    def matmat(self, V):
+        return np.tile(np.asarray(self.G @ V), (self.n, 1))
+
+
+# --- the chain rule through the factors --------------------------------------------------------
+def product(a: Structure, b: Structure) -> Structure:
+    """``a @ b`` as a structure, through the factors where a rule applies.
+
+    Block-diagonal operands (``Kron``, ``BlockDiag``, ``Diagonal``) are first seen with the
+    same number of diagonal blocks (the greatest common divisor: average pooling's
+    ``I_{N C} (x) P`` meets a conv layer's ``I_N (x) M`` as ``I_N (x) (I_C (x) P)``).
+    """
+    if isinstance(a, Diagonal) and isinstance(b, Diagonal):
+        return Diagonal(a.d * b.d)
+    if isinstance(a, Kron | BlockDiag | Diagonal) and isinstance(b, Kron | BlockDiag | Diagonal):
+        n = int(np.gcd(_count(a), _count(b)))
+        a, b = _coarsen(a, n), _coarsen(b, n)
+        if isinstance(a, Kron) and isinstance(b, Kron):
+            return Kron(n, sp.csr_array(a.M @ b.M))
+        if isinstance(b, Diagonal):
+            return _scale_columns(a, b.d)
+        if isinstance(a, Diagonal):
+            return _scale_rows(b, a.d)
+        if isinstance(b, Kron):
+            return BlockDiag.from_stacked(n, sp.csr_array(a.stacked() @ b.M))
+        if isinstance(a, Kron):
+            return product(b.transpose(), a.transpose()).transpose()
+        return BlockDiag(n, sp.csr_array(a.matrix @ b.matrix))
+    return Flat(sp.csr_array(a.materialise() @ b.materialise()))
+
+
+def _count(s) -> int:
+    return s.d.size if isinstance(s, Diagonal) else s.n
+
+
+def _coarsen(s, n: int):
+    """``s`` seen as ``n`` diagonal blocks (``n`` divides its count)."""
+    if isinstance(s, Kron):
+        return s.coarsen(n)
+    if isinstance(s, BlockDiag) and s.n != n:
+        return BlockDiag(n, s.matrix)
+    return s
+
+
+def _blocks(s: Kron | BlockDiag) -> sp.csr_array:
+    """The diagonal blocks of ``s`` one under the other."""
+    return s.stacked() if isinstance(s, BlockDiag) else Tile(s.n, s.M).materialise()
+
+
+def _scale_rows(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
+    S = _blocks(s)
+    data = S.data * np.repeat(d, np.diff(S.indptr))
+    return BlockDiag.from_stacked(s.n, _csr(data, S.indices, S.indptr, S.shape))
+
+
+def _scale_columns(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
+    S = _blocks(s)
+    sample = np.repeat(np.repeat(np.arange(s.n), S.shape[0] // s.n), np.diff(S.indptr))
+    data = S.data * d[sample * S.shape[1] + S.indices]
+    return BlockDiag.from_stacked(s.n, _csr(data, S.indices, S.indptr, S.shape))
