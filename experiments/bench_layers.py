@@ -61,7 +61,7 @@ def rows(repeat: int = 20) -> list[dict]:
         out.append(
             _row(
                 f"pool {kind} 2x2",
-                lambda kind=kind: vj.jacobians.pool(X, kind, 2),
+                lambda kind=kind: vj.jacobians.pool(X, kind, 2, structured=False),
                 lambda kind=kind, dA=dA: (
                     vj.direct.pool2d(X, kind, 2),
                     vj.direct.pool2d_backward(dA, X, kind, 2),
@@ -73,7 +73,7 @@ def rows(repeat: int = 20) -> list[dict]:
         out.append(
             _row(
                 f"activation {kind}",
-                lambda kind=kind: vj.jacobians.activation(X, kind),
+                lambda kind=kind: vj.jacobians.activation(X, kind, structured=False),
                 lambda kind=kind: (
                     vj.direct.activate(X, kind),
                     vj.direct.activate_backward(X, X, kind),

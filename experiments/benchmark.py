@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 import bench_layers  # noqa: E402
 
 import vecjac as vj  # noqa: E402
+from vecjac.budget import csr_nbytes  # noqa: E402
 from vecjac.jacobians import (  # noqa: E402
     clear_pattern_cache,
     conv_wrt_input,
@@ -80,8 +81,10 @@ def conv_rows(repeat: int) -> list[dict]:
 
         direct_ms = median_ms(direct_step, repeat)
         builders = {
-            "dZ/dA": lambda A=A, K=K, s=stride, p=padding: conv_wrt_input(K, A.shape, s, p),
-            "dZ/dK": lambda A=A, K=K, s=stride, p=padding: conv_wrt_kernel(A, K.shape, s, p),
+            "dZ/dA": lambda A=A, K=K, s=stride, p=padding: conv_wrt_input(
+                K, A.shape, s, p, structured=False),
+            "dZ/dK": lambda A=A, K=K, s=stride, p=padding: conv_wrt_kernel(
+                A, K.shape, s, p, structured=False),
         }
         for jac_name, build in builders.items():
             J = build()
@@ -110,56 +113,65 @@ def conv_rows(repeat: int) -> list[dict]:
 
 TORCH_REFERENCE_MS = 4.7  # PyTorch CPU autograd on network N, float32, as first quoted
 
-NETWORKS = {  # name: CNN settings on a batch of 64 inputs of 1x28x28
-    "N (conv 8, 16)": dict(channels=(8, 16)),
-    "N3 (conv 8, 16, 32)": dict(channels=(8, 16, 32)),
+NETWORKS = {  # name: (input shape, CNN settings), each on a batch of 64
+    "N (1x28x28, conv 8, 16)": ((1, 28, 28), dict(channels=(8, 16))),
+    "N3 (1x28x28, conv 8, 16, 32)": ((1, 28, 28), dict(channels=(8, 16, 32))),
+    "L (3x32x32, conv 32, 64)": ((3, 32, 32), dict(channels=(32, 64))),
 }
 
 
 def network_rows(repeat: int) -> list[dict]:
-    """The note's network N, and a 3-conv network, on a batch of 64 inputs of 1x28x28."""
-    return [_network_row(name, settings, repeat) for name, settings in NETWORKS.items()]
+    """The note's network N, a 3-conv network N3 and a larger network L, batch 64."""
+    return [_network_row(name, shape, settings, repeat)
+            for name, (shape, settings) in NETWORKS.items()]
 
 
-def _network_row(name: str, settings: dict, repeat: int) -> dict:
+def _flat_bytes(J) -> int:
+    """Bytes of ``J``'s flat CSR form, from its shape and nnz (nothing is built)."""
+    return csr_nbytes(J.nnz, J.shape[0], J.dtype.itemsize, J.shape[1])
+
+
+def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
     import tracemalloc
 
     rng = np.random.default_rng(0)
-    net = vj.CNN(input_shape=(1, 28, 28), kernel_size=3, padding=1, activation="sigmoid",
+    net = vj.CNN(input_shape=input_shape, kernel_size=3, padding=1, activation="sigmoid",
                  pool="avg", pool_size=2, n_out=10, output="softmax", loss="cross_entropy",
                  seed=0, **settings)
-    X, y = rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64)
+    X, y = rng.random((64,) + input_shape), rng.integers(0, 10, 64)
     grad = {m: (lambda m=m: net.gradients(X, y, method=m)) for m in ("direct", "jacobian",
                                                                       "paper")}
     direct_ms = median_ms(grad["direct"], repeat)
-    cold_ms = median_ms(grad["jacobian"], max(3, repeat // 5), setup=clear_pattern_cache)
     cached_ms = median_ms(grad["jacobian"], repeat)
     paper_ms = median_ms(grad["paper"], max(3, repeat // 5))
     jacobians = net.jacobians(X, y)
     nbytes = sum(J.nbytes for J in jacobians.values())
-    nnz = sum(J.nnz for J in jacobians.values())
-    copy_ms = copy_floor_ms(nbytes, repeat)
+    flat = sum(_flat_bytes(J) for J in jacobians.values())
     tracemalloc.start()
     grad["jacobian"]()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     torch_ms = _torch_ms(net, X, y, repeat)
-    return {
+    row = {
         "network": name,
         "direct_ms": direct_ms,
-        "jacobian_cold_ms": cold_ms,
-        "jacobian_cached_ms": cached_ms,
+        "jacobian_ms": cached_ms,
         "paper_ms": paper_ms,
-        "nnz": nnz,
+        "jacobian/direct": cached_ms / direct_ms,
         "MB": nbytes / 1e6,
-        "copy_ms": copy_ms,
-        "cached/direct": cached_ms / direct_ms,
-        "cached/copy": cached_ms / copy_ms,
+        "flat_MB": flat / 1e6,
+        "MB/flat_MB": nbytes / flat,
         "peak_MB": peak / 1e6,
-        "peak/jacobian_bytes": peak / nbytes,
+        "peak/MB": peak / nbytes,
         "torch_ms": torch_ms,
         "direct/torch": direct_ms / torch_ms,
     }
+    if flat < 2e9:  # the end-to-end dZ2/dX, through the factors and as flat products
+        e2e = {s: median_ms(lambda s=s: net.jacobian(X, "Z2", "X", structured=s),
+                            max(3, repeat // 5)) for s in (True, False)}
+        row.update({"dZ2/dX_ms": e2e[True], "dZ2/dX_flat_ms": e2e[False],
+                    "flat/structured": e2e[False] / e2e[True]})
+    return row
 
 
 def _torch_ms(net, X, y, repeat: int) -> float:
@@ -211,6 +223,12 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _markdown_rows(rows: list[dict]) -> str:
+    """Rows with different keys (a network too large for the flat comparison) in one table."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return markdown([{k: row.get(k, "-") for k in keys} for row in rows])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats instead of 50")
@@ -221,14 +239,16 @@ def main(argv=None) -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, numpy {np.__version__}, scipy "
           f"{scipy.__version__}{_torch_version()}; median of {repeat}")
-    print("\nConvolution Jacobians (one sample, float64; times in ms):\n")
+    print("\nConvolution Jacobians, flat builds (one sample, float64; times in ms):\n")
     print(markdown(conv_rows(repeat)))
-    print("\nPooling and activation Jacobians, batch 64x16x28x28 (times in ms):\n")
+    print("\nPooling and activation Jacobians, flat builds, batch 64x16x28x28 (times in ms):\n")
     print(markdown(bench_layers.rows(repeat)))
-    print("\nThe note's network N and a 3-conv network N3, gradient of the summed loss (times "
-          "in ms; torch_ms is measured if torch is installed, else the float32 reference "
-          f"{TORCH_REFERENCE_MS} ms):\n")
-    print(markdown(network_rows(repeat)))
+    print("\nNetworks, batch 64: gradient of the summed loss three ways, bytes held by the "
+          "Jacobians (structured) against their flat CSR bytes, the end-to-end dZ2/dX through "
+          "the factors and as flat products (times in ms; torch_ms is PyTorch's CPU autograd "
+          f"in float64 if torch is installed, else the float32 reference {TORCH_REFERENCE_MS} "
+          "ms):\n")
+    print(_markdown_rows(network_rows(repeat)))
     return 0
 
 

@@ -126,11 +126,14 @@ class Kron(Structure):
     def materialise(self):
         M, n = self.M, self.n
         (m_o, m_i), nnz = M.shape, M.nnz
-        indptr = np.empty(n * m_o + 1, dtype=np.int64)
+        itype = index_dtype(n * nnz, self.shape)  # every array made once, in its dtype
+        indptr = np.empty(n * m_o + 1, dtype=itype)
         indptr[0] = 0
-        indptr[1:] = (M.indptr[1:][None, :] + nnz * np.arange(n)[:, None]).ravel()
-        indices = (M.indices[None, :] + m_i * np.arange(n)[:, None]).ravel()
-        return _csr(np.tile(M.data, n), indices, indptr, self.shape)
+        blocks = np.arange(n, dtype=itype)[:, None]
+        indptr[1:].reshape(n, m_o)[...] = M.indptr[1:].astype(itype) + nnz * blocks
+        indices = (M.indices.astype(itype)[None, :] + m_i * blocks).ravel()
+        data = np.broadcast_to(M.data, (n, nnz)).ravel()
+        return _csr(data, indices, indptr, self.shape)
 
     def rmatmat(self, R):
         k = R.shape[0]
@@ -339,19 +342,15 @@ def _coarsen(s, n: int):
     return s
 
 
-def _blocks(s: Kron | BlockDiag) -> sp.csr_array:
-    """The diagonal blocks of ``s`` one under the other."""
-    return s.stacked() if isinstance(s, BlockDiag) else Tile(s.n, s.M).materialise()
-
-
 def _scale_rows(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
-    S = _blocks(s)
-    data = S.data * np.repeat(d, np.diff(S.indptr))
-    return BlockDiag.from_stacked(s.n, _csr(data, S.indices, S.indptr, S.shape))
+    """``diag(d) @ s``: every stored entry times ``d`` of its (global) row."""
+    flat = s.materialise()
+    data = flat.data * np.repeat(d, np.diff(flat.indptr))
+    return BlockDiag(s.n, _csr(data, flat.indices, flat.indptr, flat.shape))
 
 
 def _scale_columns(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
-    S = _blocks(s)
-    sample = np.repeat(np.repeat(np.arange(s.n), S.shape[0] // s.n), np.diff(S.indptr))
-    data = S.data * d[sample * S.shape[1] + S.indices]
-    return BlockDiag.from_stacked(s.n, _csr(data, S.indices, S.indptr, S.shape))
+    """``s @ diag(d)``: every stored entry times ``d`` of its (global) column."""
+    flat = s.materialise()
+    return BlockDiag(s.n, _csr(flat.data * d[flat.indices], flat.indices, flat.indptr,
+                               flat.shape))
