@@ -391,7 +391,8 @@ def test_repr_and_density():
 def test_transpose_and_toarray(rng):
     K = rng.standard_normal((2, 1, 2, 2))
     J = conv_wrt_input(K, (1, 3, 4))
-    assert sp.issparse(J.T)
+    assert isinstance(J.T, vj.Jacobian) and J.T.name == "(dZ/dA)^T"  # a Jacobian since wave 2
+    assert sp.issparse(J.T.matrix)
     assert J.T.shape == (J.shape[1], J.shape[0])
     np.testing.assert_array_equal(J.T.toarray(), J.toarray().T)
     assert isinstance(J.toarray(), np.ndarray)

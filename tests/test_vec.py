@@ -226,7 +226,8 @@ def test_convert_order_jacobian_to_c_matches_brute_force(case, rng):
 @pytest.mark.parametrize("case", CONVERT_CASES, ids=repr)
 def test_convert_order_jacobian_to_f_inverts(case, rng):
     for J, J_C in _conv_jacobians(case, rng):
-        as_c = vj.Jacobian(J_C, J.of, J.wrt, J.of_shape, J.wrt_shape)
+        # a Jacobian knows its order (since wave 2): a C-order matrix is declared as such
+        as_c = vj.Jacobian(J_C, J.of, J.wrt, J.of_shape, J.wrt_shape, order="C")
         back = vj.convert_order(as_c, to="F")
         assert isinstance(back, vj.Jacobian)
         np.testing.assert_allclose(back.toarray(), J.toarray(), rtol=0, atol=1e-12)

@@ -8,7 +8,7 @@ transpose.  See README.md for a tour.
 from . import data, direct, jacobians, layers, testing
 from .budget import MemoryBudgetError, get_memory_budget, set_memory_budget
 from .interop import from_torch
-from .jacobian import Jacobian, convert_order
+from .jacobian import Jacobian, convert_order, load_jacobian
 from .network import CNN
 from .sequential import Sequential
 from .train import accuracy, train
@@ -22,6 +22,7 @@ __all__ = [
     "from_torch",
     "layers",
     "Jacobian",
+    "load_jacobian",
     "accuracy",
     "data",
     "train",

@@ -17,11 +17,11 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.sparse.linalg import LinearOperator
 
-from .budget import check_csr_budget
+from .budget import check_budget, check_csr_budget
 from .structure import Flat, Structure, product
 from .vec import Order, _check_order, order_permutation, unvec, vec
 
-__all__ = ["Jacobian", "convert_order"]
+__all__ = ["Jacobian", "convert_order", "load_jacobian"]
 
 
 class Jacobian:
@@ -66,10 +66,13 @@ class Jacobian:
 
     __array_priority__ = 1000  # so ndarray @ Jacobian defers to __rmatmul__
 
-    def __init__(self, matrix, of: str, wrt: str, of_shape, wrt_shape):
+    def __init__(self, matrix, of: str, wrt: str, of_shape, wrt_shape, *,
+                 order: Order = "F", transposed: bool = False):
         self.of, self.wrt = str(of), str(wrt)
         self.of_shape = tuple(int(s) for s in of_shape)
         self.wrt_shape = tuple(int(s) for s in wrt_shape)
+        _check_order(order)
+        self.order, self.transposed = order, bool(transposed)
         if isinstance(matrix, Structure):
             self._structure, self._matrix = matrix, None
         else:
@@ -77,10 +80,12 @@ class Jacobian:
                 matrix = sp.csr_array(matrix)
             self._structure, self._matrix = Flat(matrix), matrix
         expected = (int(np.prod(self.of_shape)), int(np.prod(self.wrt_shape)))
+        if self.transposed:
+            expected = expected[::-1]
         if self._structure.shape != expected:
             raise ValueError(
-                f"Jacobian d{self.of}/d{self.wrt}: matrix shape {self._structure.shape} does "
-                f"not match of_shape {self.of_shape} x wrt_shape {self.wrt_shape} = {expected}"
+                f"Jacobian {self.name}: matrix shape {self._structure.shape} does not match "
+                f"of_shape {self.of_shape} x wrt_shape {self.wrt_shape} = {expected}"
             )
 
     # --- storage --------------------------------------------------------------------------
@@ -116,14 +121,28 @@ class Jacobian:
     def renamed(self, of: str, wrt: str, of_shape=None, wrt_shape=None) -> Jacobian:
         """The same storage (shared, not copied) under other names and, optionally, shapes
         of the same sizes."""
-        storage = self._structure if self._matrix is None else self._matrix
-        return Jacobian(storage, of, wrt, self.of_shape if of_shape is None else of_shape,
-                        self.wrt_shape if wrt_shape is None else wrt_shape)
+        return self._like(self._storage, of=of, wrt=wrt,
+                          of_shape=self.of_shape if of_shape is None else of_shape,
+                          wrt_shape=self.wrt_shape if wrt_shape is None else wrt_shape)
+
+    @property
+    def _storage(self):
+        """The structure, or the flat matrix when the structure is flat."""
+        return self._matrix if isinstance(self._structure, Flat) else self._structure
+
+    def _like(self, storage, **changes) -> Jacobian:
+        """A Jacobian like this one (names, shapes, order, layout) with other storage."""
+        kw = dict(of=self.of, wrt=self.wrt, of_shape=self.of_shape, wrt_shape=self.wrt_shape,
+                  order=self.order, transposed=self.transposed)
+        kw.update(changes)
+        return Jacobian(storage, kw.pop("of"), kw.pop("wrt"), kw.pop("of_shape"),
+                        kw.pop("wrt_shape"), **kw)
 
     # --- size -----------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return f"d{self.of}/d{self.wrt}"
+        name = f"d{self.of}/d{self.wrt}"
+        return f"({name})^T" if self.transposed else name
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -140,9 +159,10 @@ class Jacobian:
 
     def __repr__(self) -> str:
         n_rows, n_cols = self.shape
+        order = "" if self.order == "F" else ", C order"
         return (
             f"Jacobian {self.name}: {n_rows} x {n_cols}, nnz {self.nnz}, "
-            f"density {100 * self.density:.1f}%"
+            f"density {100 * self.density:.1f}%{order}"
         )
 
     # --- the chain rule -------------------------------------------------------------------
@@ -150,14 +170,20 @@ class Jacobian:
         """``J1 @ J2``: the chain rule, checked, through the factors; ``J @ x``: times an
         array (a vector or a matrix of columns), also through the factors."""
         if isinstance(other, Jacobian):
-            if self.wrt != other.of or self.wrt_shape != other.of_shape:
+            _check_same_frame(self, other, "multiply")
+            if self.transposed:  # (J2 J1)^T = J1^T J2^T: the chain read from the other end
+                upper, lower = other, self
+            else:
+                upper, lower = self, other
+            if upper.wrt != lower.of or upper.wrt_shape != lower.of_shape:
                 raise ValueError(
                     f"chain rule mismatch: {self.name} (wrt {self.wrt} of shape "
                     f"{self.wrt_shape}) cannot multiply {other.name} (of {other.of} of shape "
                     f"{other.of_shape}); the inner names and shapes must be equal"
                 )
-            return Jacobian(product(self._structure, other._structure), self.of, other.wrt,
-                            self.of_shape, other.wrt_shape)
+            return self._like(product(self._structure, other._structure), of=upper.of,
+                              wrt=lower.wrt, of_shape=upper.of_shape,
+                              wrt_shape=lower.wrt_shape)
         if isinstance(other, np.ndarray) and other.ndim in (1, 2):
             _check_side(other.shape[0], self.shape[1], "J @ x", "columns")
             V = other[:, None] if other.ndim == 1 else other
@@ -189,9 +215,11 @@ class Jacobian:
 
     # --- views ----------------------------------------------------------------------------
     @property
-    def T(self) -> sp.csr_array:
-        """The transpose ``J^T``, shape ``(wrt.size, of.size)``: the gradient operator."""
-        return self.matrix.T.tocsr()
+    def T(self) -> Jacobian:
+        """The transpose ``J^T``, shape ``(wrt.size, of.size)``: the gradient operator (the
+        same derivative in denominator layout), named ``(dZ2/dA1)^T``; ``J.T.T`` is ``J``.
+        Transposes multiply in the other order: ``J1.T @ J2.T`` is ``(J2 @ J1).T``."""
+        return self._like(self._structure.transpose(), transposed=not self.transposed)
 
     def gradient(self, cotangent: ArrayLike | None = None) -> NDArray:
         """The gradient ``J^T v``, reshaped by ``unvec`` to ``wrt_shape`` (section 3.2).
@@ -199,34 +227,38 @@ class Jacobian:
         Parameters
         ----------
         cotangent : array_like, optional
-            ``v``, of ``of_shape`` (or already vec-ed).  It may be omitted only when ``of`` is
-            a scalar (one row), which is the note's case ``nabla J = (dJ/dX)^T``.
+            ``v``, of ``of_shape`` (or already vec-ed in this Jacobian's order).  It may be
+            omitted only when ``of`` is a scalar (one row), which is the note's case
+            ``nabla J = (dJ/dX)^T``.
 
         Returns
         -------
         ndarray, shape wrt_shape
+            Read back in this Jacobian's order (``J.order``).
         """
+        if self.transposed:
+            raise ValueError(f"{self.name} is already transposed: call gradient() on {self.T.name}")
         if cotangent is None:
             if self.shape[0] != 1:
                 raise ValueError(
                     f"{self.name} has {self.shape[0]} rows: gradient() without a cotangent "
                     "needs the Jacobian of a scalar; pass the cotangent dJ/d" + self.of
                 )
-            column = self.matrix.T @ np.ones(1)
+            v = np.ones(1, dtype=self.dtype)
         else:
             v = np.asarray(cotangent)
             if v.size != self.shape[0]:
                 raise ValueError(
                     f"cotangent has {v.size} elements, {self.name} has {self.shape[0]} rows"
                 )
-            column = self.matrix.T @ (vec(v) if v.ndim > 1 else v)
-        return unvec(column, self.wrt_shape)
+            v = vec(v, self.order) if v.ndim > 1 else v
+        return unvec(v @ self, self.wrt_shape, self.order)
 
     def toarray(self) -> NDArray:
         return self.matrix.toarray()
 
-    def block(self, row_block, col_block) -> sp.csr_array:
-        """The note's per-channel block of the stacked Jacobian.
+    def block(self, row_block, col_block) -> Jacobian:
+        """The note's per-channel block of the stacked Jacobian, as a ``Jacobian``.
 
         Rows and columns are split into blocks of the variable's last two (spatial) axes,
         one block per channel, as the note writes ``d vecZ_j / d vecA_i``.  A block index is
@@ -234,23 +266,189 @@ class Jacobian:
         batch ``(N, C, H, W)``, ``(j, i)`` for kernels ``(C_out, C_in, kh, kw)``.  A matrix
         side ``(n, N)`` (the FC layout, features x samples) is split into its columns, as the
         note's ``_vA`` is (one block per sample, or per output for ``W3``); a vector or scalar
-        side is one block, index 0.
+        side is one block, index 0.  The block is named by its 0-based indices,
+        ``dZ2[1]/dA1[0]``, with the block's own shapes (``(h, w)`` or ``(n,)``).
 
         Examples: ``dZ/dA.block(j, i)`` is ``d vecZ_j / d vecA_i``;
         ``dZ/dK.block(j, (j, i))`` is ``d vecZ_j / d vecK_{j,i}``.
         """
-        rows = _block_slice(self.of_shape, row_block, "row_block")
-        cols = _block_slice(self.wrt_shape, col_block, "col_block")
-        return self.matrix[rows][:, cols]
+        if self.order != "F" or self.transposed:
+            raise ValueError(f"block() splits the note's vec order; {self.name} is "
+                             f"{'transposed' if self.transposed else 'in C order'}")
+        rows, of_shape = _block_slice(self.of_shape, row_block, "row_block")
+        cols, wrt_shape = _block_slice(self.wrt_shape, col_block, "col_block")
+        return Jacobian(self.matrix[rows][:, cols], f"{self.of}{_index(row_block)}",
+                        f"{self.wrt}{_index(col_block)}", of_shape, wrt_shape)
+
+    # --- the sparse-array interface -------------------------------------------------------
+    ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        """``J[r, c]``, slices and fancy indices of the flat matrix, as scipy returns them."""
+        return self.matrix[key]
+
+    def __getattr__(self, name: str):
+        """Read-only methods of the flat ``csr_array`` (``count_nonzero``, ``sum``, ``max``,
+        ``tocoo``, ...) work on a Jacobian as on the matrix."""
+        if name.startswith("_") or name not in _SPARSE_METHODS:
+            raise AttributeError(f"'Jacobian' object has no attribute {name!r}")
+        return getattr(self.matrix, name)
+
+    def copy(self) -> Jacobian:
+        return self._like(self._structure.map(lambda f: f.copy()))
+
+    def astype(self, dtype) -> Jacobian:
+        dtype = np.dtype(dtype)
+        return self._like(self._structure.map(lambda f: f.astype(dtype)))
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(J)``: the dense matrix (after a budget check of its size)."""
+        if copy is False:
+            raise ValueError("np.asarray(J, copy=False): a Jacobian has no dense buffer to share")
+        check_budget(self.shape[0] * self.shape[1] * self.dtype.itemsize,
+                     f"the dense array of {self.name}")
+        dense = self.toarray()
+        return dense if dtype is None else dense.astype(dtype)
+
+    def __mul__(self, scalar) -> Jacobian:
+        if not np.isscalar(scalar) or isinstance(scalar, (str, bytes)):
+            return NotImplemented
+        return self._like(self._structure.map(lambda f: f * scalar))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, scalar) -> Jacobian:
+        if not np.isscalar(scalar) or isinstance(scalar, (str, bytes)):
+            return NotImplemented
+        return self * (1 / scalar)
+
+    def __neg__(self) -> Jacobian:
+        return self * -1
+
+    def __add__(self, other) -> Jacobian:
+        if not isinstance(other, Jacobian):
+            return NotImplemented
+        _check_same_frame(self, other, "add", same_names=True)
+        return self._like(self.matrix + other.matrix)
+
+    def __sub__(self, other) -> Jacobian:
+        if not isinstance(other, Jacobian):
+            return NotImplemented
+        return self + (-other)
+
+    # --- layouts and files ----------------------------------------------------------------
+    def to_dense_tensor(self) -> NDArray:
+        """The dense array of shape ``of_shape + wrt_shape`` in C order: entry
+        ``[*i, *k] = d of[i] / d wrt[k]``, exactly what ``torch.func.jacrev`` and
+        ``jax.jacrev`` return, for side-by-side checks."""
+        if self.transposed:
+            raise ValueError(f"{self.name} is transposed: call to_dense_tensor() on {self.T.name}")
+        dense = np.asarray(convert_order(self, to="C"))
+        return dense.reshape(self.of_shape + self.wrt_shape)
+
+    def save(self, path) -> None:
+        """Write the flat matrix with its names, shapes, order and layout to an ``.npz``.
+
+        The file is a ``scipy.sparse.save_npz`` file (``scipy.sparse.load_npz`` reads the
+        matrix) with one more entry; :func:`load_jacobian` reads all of it back.
+        """
+        import io
+        import json
+
+        buffer = io.BytesIO()
+        sp.save_npz(buffer, self.matrix, compressed=True)
+        buffer.seek(0)
+        with np.load(buffer) as stored:
+            arrays = dict(stored)
+        meta = dict(of=self.of, wrt=self.wrt, of_shape=self.of_shape, wrt_shape=self.wrt_shape,
+                    order=self.order, transposed=self.transposed)
+        arrays["vecjac"] = np.array(json.dumps(meta))
+        np.savez_compressed(path, **arrays)
+
+    # --- pictures -------------------------------------------------------------------------
+    def spy(self, ax=None, **kwargs):
+        """Draw the sparsity pattern on ``ax`` (a new figure if ``None``), as
+        :func:`vecjac.plot.spy` does; returns the axes."""
+        from . import plot
+
+        return plot.spy(self, ax=ax, **kwargs)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the summary and, for a matrix small enough, an inline spy picture."""
+        import base64
+        import html
+        import io
+
+        text = html.escape(repr(self)) + f"<br>stored as {html.escape(self.structure)}"
+        if self.nnz > 2_000_000:
+            return f"<p>{text}</p>"
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(3, 3), dpi=80)
+        ax = fig.add_subplot()
+        ax.spy(self.matrix, markersize=max(0.5, 3 - np.log10(self.nnz + 1)), color="black")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.tight_layout()
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        data = base64.b64encode(png.getvalue()).decode("ascii")
+        alt = html.escape(self.name)
+        return f'<p>{text}</p><img alt="{alt}" src="data:image/png;base64,{data}">'
 
 
-def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
+_SPARSE_METHODS = frozenset({
+    "count_nonzero", "sum", "max", "min", "mean", "diagonal", "nonzero", "tocoo", "tocsc",
+    "tocsr", "todense", "getnnz", "has_sorted_indices", "format", "multiply", "power",
+    "argmax", "argmin", "trace", "maximum", "minimum",
+})
+
+
+def load_jacobian(path) -> Jacobian:
+    """Read a Jacobian written by :meth:`Jacobian.save` (names, shapes, order, layout)."""
+    import json
+
+    with np.load(path) as stored:
+        if "vecjac" not in stored:
+            raise ValueError(f"{path} holds no vecjac Jacobian (no 'vecjac' entry): read a "
+                             "plain sparse matrix with scipy.sparse.load_npz")
+        meta = json.loads(str(stored["vecjac"]))
+    matrix = sp.csr_array(sp.load_npz(path))
+    return Jacobian(matrix, meta["of"], meta["wrt"], meta["of_shape"], meta["wrt_shape"],
+                    order=meta["order"], transposed=meta["transposed"])
+
+
+def _check_same_frame(a: Jacobian, b: Jacobian, what: str, same_names: bool = False) -> None:
+    """Orders and layouts must agree (and, to add, names and shapes too)."""
+    if a.order != b.order:
+        raise ValueError(f"cannot {what} {a.name} in {a.order} order and {b.name} in "
+                         f"{b.order} order: convert_order one of them first")
+    if a.transposed != b.transposed:
+        raise ValueError(f"cannot {what} {a.name} and {b.name}: one is transposed")
+    if same_names and (a.of, a.wrt, a.of_shape, a.wrt_shape) != (
+            b.of, b.wrt, b.of_shape, b.wrt_shape):
+        raise ValueError(f"cannot {what} {a.name} {a.of_shape}->{a.wrt_shape} and {b.name} "
+                         f"{b.of_shape}->{b.wrt_shape}: names and shapes must be equal")
+
+
+def _index(index) -> str:
+    return f"[{', '.join(map(str, index))}]" if isinstance(index, tuple) else f"[{index}]"
+
+
+def _block_slice(shape: tuple[int, ...], index, name: str) -> tuple[slice, tuple]:
+    """The rows (or columns) of block ``index`` of a side of ``shape``, and its shape."""
     if len(shape) < 2:
-        lead, size = (), int(np.prod(shape))
+        lead, size, block = (), int(np.prod(shape)), shape
     elif len(shape) == 2:  # a matrix: its columns (samples of the FC layout (n, N))
-        lead, size = (shape[1],), shape[0]
+        lead, size, block = (shape[1],), shape[0], shape[:1]
     else:
-        lead, size = shape[:-2], shape[-1] * shape[-2]
+        lead, size, block = shape[:-2], shape[-1] * shape[-2], shape[-2:]
     if isinstance(index, tuple):
         if len(index) != len(lead) or any(
             not 0 <= k < n for k, n in zip(index, lead, strict=True)
@@ -261,7 +459,7 @@ def _block_slice(shape: tuple[int, ...], index, name: str) -> slice:
         flat, n_blocks = int(index), int(np.prod(lead))
         if not 0 <= flat < n_blocks:
             raise IndexError(f"{name} {index} out of range for {n_blocks} blocks")
-    return slice(flat * size, (flat + 1) * size)
+    return slice(flat * size, (flat + 1) * size), tuple(block)
 
 
 def _check_side(got: int, expected: int, what: str, side: str) -> None:
@@ -282,17 +480,26 @@ def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):
     jacobian : Jacobian, scipy sparse array or ndarray, shape (prod(of_shape), prod(wrt_shape))
         A :class:`vecjac.Jacobian` carries its own shapes; for a bare matrix pass them.
     of_shape, wrt_shape : tuple of int, optional
-        Shapes of the differentiated output and of the variable.
+        Shapes of the differentiated output and of the variable.  For a Jacobian the order
+        may come second instead: ``convert_order(J, "C")``.
     to : {"C", "F"}
         ``"C"`` (default) converts a note-order matrix to C order; ``"F"`` does the inverse.
 
     Returns
     -------
-    Same kind as the input: a Jacobian (same names and shapes), a CSR array, or an ndarray.
+    Same kind as the input: a Jacobian (same names and shapes, ``J.order == to``), a CSR
+    array, or an ndarray.  A Jacobian already in order ``to`` is returned as it is (a bare
+    matrix carries no order: ``to="C"`` always permutes it).
     """
+    if isinstance(of_shape, str):  # convert_order(J, "C"): a Jacobian carries its shapes
+        of_shape, to = None, of_shape
     _check_order(to)
     is_jacobian = isinstance(jacobian, Jacobian)
     if is_jacobian:
+        if jacobian.order == to:  # already there: converting again would permute twice
+            return jacobian
+        if jacobian.transposed:
+            return convert_order(jacobian.T, to=to).T
         of_shape, wrt_shape, matrix = jacobian.of_shape, jacobian.wrt_shape, jacobian.matrix
     else:
         if of_shape is None or wrt_shape is None:
@@ -308,5 +515,5 @@ def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):
         rows, cols = np.argsort(rows), np.argsort(cols)
     converted = matrix[rows][:, cols]
     if is_jacobian:
-        return Jacobian(converted, jacobian.of, jacobian.wrt, of_shape, wrt_shape)
+        return Jacobian(converted, jacobian.of, jacobian.wrt, of_shape, wrt_shape, order=to)
     return converted

@@ -83,6 +83,10 @@ class Structure:
     def transpose(self) -> Structure:
         return Flat(self.materialise().T.tocsr())
 
+    def map(self, fn) -> Structure:
+        """The same structure with ``fn`` applied to every factor (scaling, ``astype``)."""
+        raise NotImplementedError
+
 
 class Flat(Structure):
     """No structure: the flat matrix."""
@@ -100,6 +104,9 @@ class Flat(Structure):
 
     def materialise(self):
         return self.matrix
+
+    def map(self, fn):
+        return Flat(sp.csr_array(fn(self.matrix)))
 
     def __str__(self) -> str:
         return f"flat {_size(self.matrix)}"
@@ -122,6 +129,9 @@ class Kron(Structure):
 
     def __str__(self) -> str:
         return f"kron(I_{self.n}, {_size(self.M)})"
+
+    def map(self, fn):
+        return Kron(self.n, fn(self.M))
 
     def materialise(self):
         M, n = self.M, self.n
@@ -174,6 +184,9 @@ class Diagonal(Structure):
     def __str__(self) -> str:
         return f"diag({self.d.size})"
 
+    def map(self, fn):
+        return Diagonal(fn(self.d))
+
     def materialise(self):
         index = np.arange(self.d.size + 1)
         return _csr(self.d.copy(), index[:-1], index, self.shape)
@@ -210,6 +223,9 @@ class BlockDiag(Structure):
 
     def materialise(self):
         return self.matrix
+
+    def map(self, fn):
+        return BlockDiag(self.n, fn(self.matrix))
 
     def stacked(self) -> sp.csr_array:
         """``[M_1; ...; M_n]``, shape ``(rows, cols / n)``: columns shifted into block 0."""
@@ -250,6 +266,9 @@ class KronRows(Structure):
     def __str__(self) -> str:
         return f"rows {self.n} x kron(I_{self.c}, {self.h}x{self.q}), P nnz {self.P.nnz}"
 
+    def map(self, fn):
+        return KronRows(self.n, self.c, fn(self.P))
+
     def materialise(self):
         n, c, h, q = self.n, self.c, self.h, self.q
         rows = (np.arange(n)[:, None, None] * h + np.arange(h)[None, None, :]).repeat(c, 1)
@@ -286,6 +305,9 @@ class Tile(Structure):
 
     def __str__(self) -> str:
         return f"tile({self.n} x {_size(self.G)})"
+
+    def map(self, fn):
+        return Tile(self.n, fn(self.G))
 
     def materialise(self):
         G, n = self.G, self.n
