@@ -17,7 +17,7 @@ import numpy as np
 from .jacobians.conv import conv_pattern
 from .vec import as_pair
 
-__all__ = ["SymbolicConv", "symbolic_conv", "appendix_example", "format_table"]
+__all__ = ["SymbolicConv", "symbolic_conv", "appendix_example", "format_table", "to_latex"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,18 @@ class SymbolicConv:
     row_labels: list
     beta_labels: list
     a_labels: list
+
+    def to_latex(self) -> str:
+        """The three as LaTeX (``amsmath``): ``Z`` entry by entry (the note's rep.2), then
+        ``dvecZ/dvecbeta`` and ``dvecZ/dvecA`` as ``bmatrix`` environments."""
+        d = r"\frac{\partial\,\mathrm{vec}\,Z}{\partial\,\mathrm{vec}\,"
+        k = _latex_symbol(self.beta_labels[0].split("_")[0])
+        a = _latex_symbol(self.a_labels[0].split("_")[0])
+        return "\n\n".join([
+            "Z = " + to_latex(self.Z),
+            f"{d}{k}}} = " + to_latex(self.dZ_dbeta),
+            f"{d}{a}}} = " + to_latex(self.dZ_dA),
+        ])
 
 
 def symbolic_conv(
@@ -101,6 +113,34 @@ def format_table(cells, row_labels=None, col_labels=None) -> str:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
     return "\n".join(lines)
+
+
+def to_latex(cells) -> str:
+    r"""A table of symbolic entries as a LaTeX ``bmatrix``: ``a_32 beta_12`` becomes
+    ``a_{32}\beta_{12}``, ``"0"`` stays ``0``.
+
+    Examples
+    --------
+    >>> to_latex([["a_11 beta_22", "0"], ["beta_12", "a_3,10"]])
+    '\\begin{bmatrix}\na_{11}\\beta_{22} & 0 \\\\\n\\beta_{12} & a_{3,10}\n\\end{bmatrix}'
+    """
+    rows = [" & ".join(_latex_entry(cell) for cell in row) for row in cells]
+    return "\\begin{bmatrix}\n" + " \\\\\n".join(rows) + "\n\\end{bmatrix}"
+
+
+def _latex_entry(text: str) -> str:
+    return " + ".join("".join(_latex_factor(f) for f in term.split())
+                      for term in text.split(" + "))
+
+
+def _latex_factor(factor: str) -> str:
+    name, _, index = factor.partition("_")
+    return _latex_symbol(name) + (f"_{{{index}}}" if index else "")
+
+
+def _latex_symbol(name: str) -> str:
+    greek = {"alpha", "beta", "gamma", "delta", "kappa", "lambda", "mu", "sigma", "theta"}
+    return f"\\{name}" if name in greek else name
 
 
 def _vec_labels(name: str, h: int, w: int) -> list[str]:
