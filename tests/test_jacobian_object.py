@@ -137,3 +137,12 @@ def test_notebook_html(conv):
     page = J._repr_html_()
     assert "Jacobian dZ2/dA1" in page and "kron(I_2," in page
     assert 'src="data:image/png;base64,' in page
+
+
+def test_plot_is_reachable_after_import_vecjac():
+    import subprocess
+    import sys
+
+    code = ("import sys, vecjac as vj; assert 'matplotlib' not in sys.modules; "
+            "assert callable(vj.plot.save_spy) and callable(vj.explore.explore_html)")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -38,4 +38,18 @@ __all__ = [
     "testing",
     "unvec",
     "vec",
+    "plot",
+    "explore",
 ]
+
+_LAZY = ("plot", "explore")  # modules that import matplotlib: loaded on first use
+
+
+def __getattr__(name: str):
+    """``vj.plot`` and ``vj.explore`` after a plain ``import vecjac`` (imported on first
+    access, so ``import vecjac`` does not pay for matplotlib)."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'vecjac' has no attribute {name!r}")
