@@ -60,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     plot.appendix_figure(s, args.out / "appendix.png", dpi=100)
     plot.annotated_matrix(s.dZ_dbeta, s.row_labels, s.beta_labels,
                           args.out / "appendix_dZ_dbeta.png", dpi=100,
-                          title="dvecZ/dvecβ (12 x 4): entries of A")
+                          title=r"$\partial\,\mathrm{vec}\,Z / \partial\,\mathrm{vec}\,\beta$"
+                          "  (12 × 4): entries of A")
     plot.annotated_matrix(s.dZ_dA, s.row_labels, s.a_labels, args.out / "appendix_dZ_dA.png",
-                          dpi=100, title="dvecZ/dvecA (12 x 12): entries of β")
+                          dpi=100,
+                          title=r"$\partial\,\mathrm{vec}\,Z / \partial\,\mathrm{vec}\,A$"
+                          "  (12 × 12): entries of β")
     print(f"wrote appendix.png, appendix_dZ_dbeta.png, appendix_dZ_dA.png to {args.out}/")
     return 0 if error == 0.0 else 1
 

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {cheaper} is {r[other]['flops'] / r[cheaper]['flops']:.2f}x cheaper "
               "in flops; intermediates " + (", ".join(str(s["nnz"]) for s in r[cheaper]["steps"])))
 
-    groups = [plot.symbol(name) for name in results]
+    groups = [plot.math_symbol(name) for name in results]
     bars = {metric: {order: [r[order][key] for r in results.values()] for order in ORDERS}
             for metric, key in (("flops (2 x multiply-adds)", "flops"),
                                 ("largest intermediate (nnz)", "peak_nnz"),
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                                 ("time of the products (ms)", "ms"))}
     plot.bar_chart(groups, bars, args.out / "chain_order.png",
                    title=f"Reverse (from the output down) vs forward (from the variable up) "
-                   f"accumulation, vj.CNN(), batch of {batch}")
+                   f"accumulation,  vj.CNN() on {batch} digits")
     print(f"\nwrote chain_order.png to {args.out}/")
     return 0 if ok else 1
 

@@ -41,6 +41,13 @@ def numbered(shape: tuple[int, ...]) -> np.ndarray:
     return vj.unvec(np.arange(1.0, np.prod(shape) + 1), shape)
 
 
+def entry_names(letter: str, h: int, w: int, every_column: bool = False) -> list[str]:
+    """Math-text names of the entries of an ``h x w`` matrix in ``vec`` order (``$k_{21}$``);
+    with ``every_column``, only the first entry of each column is named (for a colour bar)."""
+    return [f"${letter}_{{{p % h + 1}{p // h + 1}}}$" if not every_column or p % h == 0 else ""
+            for p in range(h * w)]
+
+
 def shift_invariant(D: np.ndarray, out_hw, in_hw, shift) -> bool:
     """``D[(x, y), (r, s)] == D[(x + 1, y + 1'), (r + shift_h, s + shift_w)]`` wherever both exist.
 
@@ -106,23 +113,25 @@ def main(argv: list[str] | None = None) -> int:
     grid_a, grid_k = structure_grid(strides, paddings)
     rows = [f"stride {s}" for s in strides]
     cols = [f"padding {p}" for p in paddings]
-    footer = "rows index vec(Z), columns vec(A) or vec(K)"
+    footer = "rows index vec Z, columns vec A or vec K (numerator layout)"
+    dZ_dA, dZ_dK = plot.math_symbol("dZ/dA"), plot.math_symbol("dZ/dK")
     plot.spy_grid(grid_a, args.out / "conv_stride_padding_dZ_dA.png", row_labels=rows,
-                  col_labels=cols, values=True, cmap="turbo", footer=footer,
-                  colorbar_label="kernel entry copied (vec index + 1)",
-                  title="dvecZ/dvecA, 6x6 input, 3x3 kernel: colour = which kernel entry")
+                  col_labels=cols, values=True, levels=entry_names("k", 3, 3), footer=footer,
+                  colorbar_label="kernel entry copied",
+                  title=f"{dZ_dA},  6×6 input, 3×3 kernel: colour = which kernel entry")
     plot.spy_grid(grid_k, args.out / "conv_stride_padding_dZ_dK.png", row_labels=rows,
-                  col_labels=cols, values=True, cmap="turbo", footer=footer,
-                  colorbar_label="input pixel copied (vec index + 1)",
-                  title="dvecZ/dvecK, 6x6 input, 3x3 kernel: colour = which input pixel")
+                  col_labels=cols, values=True, footer=footer,
+                  levels=entry_names("a", SIDE, SIDE, every_column=True),
+                  colorbar_label="input pixel copied (vec order)",
+                  title=f"{dZ_dK},  6×6 input, 3×3 kernel: colour = which input pixel")
 
     row_a, row_k = kernel_row(kernels)
     plot.spy_grid([row_a, row_k], args.out / "conv_kernel_sizes.png",
-                  row_labels=["dvecZ/dvecA", "dvecZ/dvecK"],
-                  col_labels=[f"kernel {k}x{k}" for k in kernels], values=True, cmap="turbo",
-                  colorbar_label=None, footer=footer + "; colour: vec index of the kernel entry "
-                  "(dZ/dA) or input pixel (dZ/dK) copied, per panel",
-                  title="Kernel size, 6x6 input, stride 1, padding 0")
+                  row_labels=[dZ_dA, dZ_dK],
+                  col_labels=[f"kernel {k}×{k}" for k in kernels], values=True,
+                  colorbar_label=None, footer=footer + "; colour: which kernel entry (top) or "
+                  "input pixel (bottom) is copied, in vec order from dark to yellow",
+                  title="Kernel size,  6×6 input, stride 1, padding 0")
     print(f"\nwrote conv_stride_padding_dZ_dA.png, conv_stride_padding_dZ_dK.png, "
           f"conv_kernel_sizes.png to {args.out}/")
     return 0

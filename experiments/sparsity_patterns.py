@@ -5,11 +5,12 @@ average pooling, conv 8x4x3x3 (padding 1), sigmoid, 2x2 average pooling, FC 32 -
 softmax, cross-entropy.  It is fed a batch of two shipped digits, so every Jacobian shows
 the sample boundary (red lines) as well as the channel blocks (grey lines).
 
-Writes, into ``--out`` (default ``experiments/figures``):
+Writes, into ``--out`` (default ``./vecjac-out/figures``; ``--out experiments/figures``
+refreshes the README's copies):
 
 * ``sparsity/<dOF_dWRT>.png``: one spy plot per named Jacobian of the chain, titled with the
-  note's symbol (``dvecZ2/dvecA1``), axes saying what rows and columns index, shape / nnz /
-  density in the caption;
+  note's symbol (``∂ vec Z_2 / ∂ vec A_1``), axes saying what rows and columns index, shape /
+  nnz / density in the caption;
 * ``sparsity_chain.png``: all of them in one figure, in the order of the chain;
 * ``sparsity_end_to_end.png``: the end-to-end products ``dA3/dX``, ``dA3/dK1``, ``dZ2/dX``.
 
@@ -58,16 +59,17 @@ def main(argv: list[str] | None = None) -> int:
 
     singles = [n for n in jacobians if not args.quick or n in QUICK_SINGLES]
     for name in singles:
-        plot.save_spy(jacobians[name], args.out / "sparsity" / file_name(name), dpi=100)
+        plot.save_spy(jacobians[name], args.out / "sparsity" / file_name(name), dpi=150)
     plot.chain_figure(jacobians, args.out / "sparsity_chain.png", dpi=100, panel=3.6,
                       title="Every Jacobian of the chain of vj.CNN(), from the loss down, "
-                      "batch of 2 digits (grey: channels, red: samples / kernels)")
+                      "on 2 digits   (grey lines: channels, red lines: samples / kernels)")
 
     products = [net.jacobian(X, of, wrt, y=y) for of, wrt in END_TO_END]
     print("\nend-to-end products (sparse chain rule):\n")
     print_table({J.name: J for J in products})
     plot.chain_figure(products, args.out / "sparsity_end_to_end.png", columns=3, dpi=100,
-                      title="End-to-end Jacobians as products along the chain (2 digits)")
+                      panel=4.6, title="End-to-end Jacobians as products along the chain, "
+                      "on 2 digits   (grey lines: channels, red lines: samples / kernels)")
     print(f"\nwrote {len(singles)} single plots to {args.out / 'sparsity'}/, "
           f"sparsity_chain.png and sparsity_end_to_end.png to {args.out}/")
     return 0

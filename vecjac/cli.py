@@ -1,45 +1,92 @@
-"""The ``vecjac`` command: ``vecjac demo``, ``vecjac explain``, ``vecjac spy``.
+"""The ``vecjac`` command: ``vecjac demo``, ``vecjac explain``, ``vecjac spy``, ``vecjac explore``.
 
 Also runnable as ``python -m vecjac``.  Figures are written with matplotlib's Agg canvas
-(:mod:`vecjac.plot`), so no display is needed.  Exit codes: 0 success, 1 a failed check
-(``demo``), 2 bad arguments (unknown names, impossible shapes), with the reason on stderr.
+(:mod:`vecjac.plot`), so no display is needed.  ``vecjac`` with no command prints the help
+and exits 0; ``vecjac --version`` prints the version.
+
+Exit codes: 0 success, 1 a failed check (``demo``), 2 a bad argument, with the reason on one
+line of stderr (``vecjac spy: error: ...``) and no traceback: an unknown name, an impossible
+shape, a number out of range, an output file that is not .png / .svg / .pdf or whose folder
+does not exist (``demo --out DIR`` creates ``DIR`` itself, but not its parents).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import textwrap
 from pathlib import Path
 
 from .direct import LOSSES, POOL_KINDS
 from .network import _HIDDEN, _OUTPUTS
-from .symbolic import appendix_example, format_table
+from .symbolic import format_table, symbolic_conv
 
 __all__ = ["main"]
+
+FORMATS = (".png", ".svg", ".pdf")  # what the figures are written as (matplotlib's own)
+MAX_PIXELS = 16_000  # a side of a spy figure, --size x --dpi
+EXPLAIN_MAX_ENTRIES = 64  # entries of A that explain writes out (dZ/dA has one column each)
+APPENDIX = {"input": (3, 4), "kernel": (2, 2), "stride": (1, 2), "padding": (1, 1)}
 
 
 def demo(args: argparse.Namespace) -> int:
     """The main job: the note's CNN on real digits, Jacobians, checks, training, figures."""
     from .demo import run
 
-    return run(args.out, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    try:
+        out = _output_folder(args.out, "--out")
+    except ValueError as error:
+        return _error("demo", error)
+    return run(out, epochs=args.epochs, seed=args.seed,
+               progress="epochs" if args.no_progress else True)
 
 
 def explain(args: argparse.Namespace) -> int:
-    """Print the note's appendix example with every entry as a symbol."""
-    s = appendix_example()
-    print("The note's appendix (section 4): A is 3x4, beta is 2x2, padding (1, 1), stride (1, 2).")
-    print("Z = A * beta is 4x3 (rep.2):\n")
+    """Print a one-channel convolution ``Z = A * beta`` with every entry as a symbol: by
+    default the note's appendix example."""
+    try:
+        g = {key: _pair(getattr(args, key), f"--{key}") for key in APPENDIX}
+        h, w = g["input"]
+        if h * w > EXPLAIN_MAX_ENTRIES:
+            _fail(f"--input {h} {w} has {h * w} entries; explain writes every entry out, so "
+                  f"it takes at most {EXPLAIN_MAX_ENTRIES} (8 8, for instance)")
+        s = symbolic_conv(g["input"], g["kernel"], stride=g["stride"], padding=g["padding"])
+        png = _output_file(args.png, "--png") if args.png else None
+    except (ValueError, TypeError) as error:
+        return _error("explain", error)
+    (hk, wk), (ph, pw), (sh, sw) = g["kernel"], g["padding"], g["stride"]
+    hz, wz = len(s.Z), len(s.Z[0])
+    n_z, n_beta, n_a = len(s.row_labels), len(s.beta_labels), len(s.a_labels)
+    setting = f"A {h}x{w}, beta {hk}x{wk}, padding ({ph}, {pw}), stride ({sh}, {sw})"
+    if g == APPENDIX:
+        print(f"The note's appendix (section 4): {setting}.")
+    else:
+        print(f"Z = A * beta with {setting} (the note's appendix is --input 3 4 --kernel 2 2 "
+              "--stride 1 2 --padding 1 1).")
+    print(f"Z = A * beta is {hz}x{wz} (rep.2):\n")
     print(format_table(s.Z))
-    print("\ndvecZ/dvecbeta (12 x 4): rows vec(Z), columns vec(beta), entries from A\n")
+    print("\nZ entry by entry, in vec(Z) order (the rows of the matrices below):\n")
+    width = max(map(len, s.row_labels))
+    for row, label in enumerate(s.row_labels):
+        print(f"{label.rjust(width)} = {s.Z[row % hz][row // hz]}")
+    print(f"\ndvecZ/dvecbeta ({n_z} x {n_beta}): rows vec(Z), columns vec(beta), entries from A\n")
     print(format_table(s.dZ_dbeta, s.row_labels, s.beta_labels))
-    print("\ndvecZ/dvecA (12 x 12): rows vec(Z), columns vec(A), entries from beta\n")
+    print(f"\ndvecZ/dvecA ({n_z} x {n_a}): rows vec(Z), columns vec(A), entries from beta\n")
     print(format_table(s.dZ_dA, s.row_labels, s.a_labels))
-    if args.png:
+    if png is not None:
         from . import plot
 
-        print(f"\nwrote {plot.appendix_figure(s, args.png)}")
+        title = (f"$Z = A * \\beta$,  $A$ {h}×{w},  $\\beta$ {hk}×{wk},  padding ({ph}, {pw}),"
+                 f"  stride ({sh}, {sw})")
+        if g == APPENDIX:
+            title = "The note's appendix: " + title
+        try:
+            written = plot.appendix_figure(s, png, title=title)
+        except OSError as error:
+            return _error("explain", f"cannot write {png}: {error}")
+        print(f"\nwrote {written}")
     return 0
 
 
@@ -52,17 +99,21 @@ def spy(args: argparse.Namespace) -> int:
 
     try:
         of, wrt = _jacobian_name(args)
+        out = _output_file(args.out or f"d{of}_d{wrt}.png", "--out")
+        if args.size * args.dpi > MAX_PIXELS:
+            _fail(f"--size {args.size:g} with --dpi {args.dpi} gives a figure "
+                  f"{args.size * args.dpi:.0f} pixels a side, more than {MAX_PIXELS:,}")
         net = CNN(**_network_settings(args))
         X, y = _spy_data(net, args.batch, args.seed, args.digits)
         J = net.jacobian(X, of=of, wrt=wrt, y=y)
     except (ValueError, TypeError) as error:  # a MemoryBudgetError is a ValueError
-        print(f"vecjac spy: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    out = Path(args.out or f"d{of}_d{wrt}.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
+        return _error("spy", error)
     print(f"{net}\nbatch of {len(X)}: {J} ({J.nbytes / 2**20:.3g} MB as CSR, "
           f"{np.prod(J.shape) * 8 / 2**20:.3g} MB dense)")
-    plot.save_spy(J, out, size=args.size, dpi=args.dpi, values=args.values)
+    try:
+        plot.save_spy(J, out, size=args.size, dpi=args.dpi, values=args.values, grid=args.grid)
+    except OSError as error:
+        return _error("spy", f"cannot write {out}: {error}")
     print(f"wrote {out}")
     return 0
 
@@ -168,8 +219,82 @@ def _one_line(error) -> str:
 
 
 def _fail(message: str):
-    """A bad argument: ``spy`` reports it on stderr and exits with code 2."""
+    """A bad argument: the command reports it on one line of stderr and exits with code 2."""
     raise ValueError(message)
+
+
+def _error(command: str, error) -> int:
+    """Report a bad argument of ``vecjac COMMAND`` on one line of stderr; exit code 2."""
+    print(f"vecjac {command}: error: {_one_line(error)}", file=sys.stderr)
+    return 2
+
+
+def _output_file(path: str, option: str) -> Path:
+    """A figure to write: a .png, .svg or .pdf file in a folder that exists and is writable.
+    Nothing is created: a missing folder is an error (a typo should not make folders)."""
+    out = Path(path)
+    if out.is_dir():
+        _fail(f"{option} {path!r} is a folder: name a file in it, such as {out / 'figure.png'}")
+    if out.suffix.lower() not in FORMATS:
+        _fail(f"{option} must name a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} file, "
+              f"got {path!r}")
+    folder = out.parent
+    if not folder.is_dir():
+        _fail(f"{option} {path!r}: the folder {str(folder)!r} does not exist (create it first)")
+    if not os.access(folder, os.W_OK):
+        _fail(f"{option} {path!r}: the folder {str(folder)!r} is not writable")
+    return out
+
+
+def _output_folder(path: str, option: str) -> Path:
+    """A folder to write figures into: it exists, or its parent does (then it is created)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        _fail(f"{option} {path!r} is a file, not a folder")
+    if not out.exists():
+        if not out.parent.is_dir():
+            _fail(f"{option} {path!r}: the folder {str(out.parent)!r} does not exist; "
+                  f"{option} creates one folder, not its parents")
+        if not os.access(out.parent, os.W_OK):
+            _fail(f"{option} {path!r}: cannot create it in {str(out.parent)!r} (not writable)")
+    elif not os.access(out, os.W_OK):
+        _fail(f"{option} {path!r} is not writable")
+    return out
+
+
+def _pair(values: list[int], option: str) -> tuple[int, int]:
+    """``explain``'s sizes: one int (square) or two (height, width)."""
+    if len(values) not in (1, 2):
+        _fail(f"{option} takes one or two ints (N, or H W), got {len(values)}: "
+              f"{' '.join(map(str, values))}")
+    return (values[0], values[-1])
+
+
+def _int_at_least(minimum: int):
+    """An argparse type: an int >= ``minimum``."""
+    kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {value}")
+        return value
+
+    return parse
+
+
+def _figure_side(text: str) -> float:
+    """``--size``: a positive, finite number of inches."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected inches, a positive number, got {text!r}")
+    return value
 
 
 def _wrap(text: str) -> str:
@@ -192,8 +317,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from . import __version__
+
+    parser = _Parser(
         prog="vecjac",
+        one_line_errors=True,
         description="Explicit sparse Jacobians of CNN back-propagation (vec, numerator layout).",
         epilog="examples:\n"
         "  vecjac demo                                  # the note's CNN on digits, checked\n"
@@ -201,40 +329,67 @@ def _parser() -> argparse.ArgumentParser:
         "  vecjac spy --of Z2 --wrt A1 --out dz2_da1.png   # one Jacobian's sparsity pattern\n"
         "  vecjac spy dA3/dK1 --batch 4                 # an end-to-end product\n\n"
         "vec is column-major within a channel, then channels, then samples; Jacobians are in\n"
-        "numerator layout: rows index vec(of), columns vec(wrt).",
+        "numerator layout: rows index vec(of), columns vec(wrt).\n\n"
+        "vecjac with no command prints this help (exit code 0).  Exit codes: 0 success, 1 a\n"
+        "failed check (demo), 2 a bad argument, reported on one line of stderr.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"vecjac {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                parser_class=_Parser)
     p = sub.add_parser(
         "demo",
+        one_line_errors=True,
         help="the note's CNN on real digits: Jacobians, gradient checks, training, figures",
         description=_wrap("Build the default CNN for the shipped 8x8 digits; print every named "
         "Jacobian of the chain (symbol, shape, nnz, density, build time); check the three "
         "gradient methods against each other and central differences; train with "
         "Jacobian-form gradients; write sparsity patterns and the loss curve as PNG files. "
-        "Exit code 1 if a check fails or test accuracy is under 90%."),
+        "Exit code 1 if a check fails, or if the test accuracy of a run of 8 epochs or more "
+        "is under 90% (a shorter run reports its accuracy without judging it)."
+        "\n\n"
+        "Progress goes to stderr: one line per epoch, and a live bar while stderr is a "
+        "terminal (never in a log file or a pipe)."),
         epilog="example:\n  vecjac demo --out /tmp/figures --epochs 8",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="vecjac-out", help="folder for the PNG files "
-                   "(default ./vecjac-out)")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", default="vecjac-out", metavar="DIR", help="folder for the PNG "
+                   "files, created if missing (its parent must exist) (default ./vecjac-out)")
+    p.add_argument("--epochs", type=_int_at_least(1), default=8,
+                   help="training epochs, a positive int (default 8)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no live progress bar (the per-epoch lines stay)")
     p.set_defaults(func=demo)
     p = sub.add_parser(
         "explain",
-        help="print the note's appendix example symbolically",
-        description=_wrap("Print the appendix of the note: Z = A * beta entry by entry, and the "
-        "symbolic matrices dvecZ/dvecbeta (12x4) and dvecZ/dvecA (12x12), 1-based.  With "
-        "--png, also draw both matrices, every non-zero cell labelled with the symbol it "
-        "copies (a_32, beta_12)."),
-        epilog="examples:\n  vecjac explain\n  vecjac explain --png appendix.png",
+        one_line_errors=True,
+        help="print the note's appendix example (or any one-channel conv) symbolically",
+        description=_wrap("Print a one-channel convolution Z = A * beta with every entry a "
+        "symbol, 1-based: Z as a grid and entry by entry as the note's rep.2 writes it "
+        "(z_32 = a_22 beta_11 + ...), and the symbolic matrices dvecZ/dvecbeta and "
+        "dvecZ/dvecA, every entry the symbol it copies.  The default is the note's appendix "
+        "(section 4): A 3x4, beta 2x2, stride (1, 2), padding (1, 1); --input, --kernel, "
+        "--stride and --padding change it (one int N for N x N, or two, H W).  With --png, "
+        "also draw both matrices, every non-zero cell labelled with its symbol."),
+        epilog="examples:\n  vecjac explain\n  vecjac explain --png appendix.png\n"
+        "  vecjac explain --input 4 4 --kernel 3 --stride 1 --padding 0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--png", metavar="PATH", help="also write the two matrices as a PNG figure")
+    p.add_argument("--input", type=_int_at_least(1), nargs="+", default=[3, 4], metavar="N",
+                   help=f"size of A: N or H W, at most {EXPLAIN_MAX_ENTRIES} entries "
+                   "(default 3 4)")
+    p.add_argument("--kernel", type=_int_at_least(1), nargs="+", default=[2, 2], metavar="N",
+                   help="size of beta: N or H W (default 2 2)")
+    p.add_argument("--stride", type=_int_at_least(1), nargs="+", default=[1, 2], metavar="S",
+                   help="stride: S or H W (default 1 2)")
+    p.add_argument("--padding", type=_int_at_least(0), nargs="+", default=[1, 1], metavar="P",
+                   help="zero padding: P or H W (default 1 1)")
+    p.add_argument("--png", metavar="PATH", help="also draw the two matrices into PATH, a "
+                   ".png (or .svg / .pdf) file in an existing folder")
     p.set_defaults(func=explain)
     _spy_parser(sub)
+    _explore_parser(sub)
     return parser
 
 
@@ -327,20 +482,139 @@ def _spy_parser(sub) -> None:
                      help="samples in the batch; 2 or more shows sample blocks (default 2)")
     run.add_argument("--digits", action="store_true",
                      help="feed shipped digits (resized to the input) instead of uniform noise")
-    run.add_argument("--seed", type=int, default=0, help="seed of weights and noise (default 0)")
+    run.add_argument("--seed", type=_int_at_least(0), default=0,
+                     help="seed of weights and noise (default 0)")
     run.add_argument("--values", action="store_true",
-                     help="colour stored entries by value instead of one colour")
+                     help="colour stored entries by value, with a colour bar (signed values: "
+                     "red positive, blue negative, white zero) instead of one colour")
+    run.add_argument("--grid", choices=("auto", "on", "off"), default="auto",
+                     help="grid lines between channel (grey) and sample (red) blocks: auto "
+                     "draws a level only while its blocks are large enough to read (default "
+                     "auto)")
     run.add_argument("--out", metavar="FILE",
-                     help="PNG to write (default dOF_dWRT.png in the current folder)")
-    run.add_argument("--size", type=float, default=6.0,
-                     help="figure side in inches (default 6)")
-    run.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
-    p.set_defaults(func=spy)
+                     help="figure to write: .png, .svg or .pdf, in an existing folder "
+                     "(default dOF_dWRT.png in the current folder)")
+    run.add_argument("--size", type=_figure_side, default=6.0,
+                     help="the figure's longer side in inches; the other side follows the "
+                     "matrix's shape, and the labels keep the room they need (default 6)")
+    run.add_argument("--dpi", type=_int_at_least(1), default=100,
+                     help=f"resolution, dots per inch; --size x --dpi at most {MAX_PIXELS:,} "
+                     "(default 100)")
+    p.set_defaults(func=spy, grid_choice=None)
+
+
+# --- vecjac explore -------------------------------------------------------------------------
+# explore_html's parameter -> the option that sets it, for the messages of its errors
+_EXPLORE_OPTIONS = {"input_size": "--input", "kernel_size": "--kernel", "channels": "--channels",
+                    "stride": "--stride", "padding": "--padding", "layer": "--layer",
+                    "path": "--out"}
+
+
+def explore(args: argparse.Namespace) -> int:
+    """Write the interactive page of a convolution's (or pooling's) Jacobians."""
+    import re
+
+    from .explore import explore_html
+
+    try:
+        settings = {key: _explore_pair(getattr(args, dest), f"--{dest}") for key, dest in
+                    (("input_size", "input"), ("kernel_size", "kernel"),
+                     ("channels", "channels"), ("stride", "stride"), ("padding", "padding"))}
+        out = Path(args.out)
+        if out.suffix.lower() not in (".html", ".htm"):
+            raise ValueError(f"--out must name a .html file, got {args.out!r}")
+        page = explore_html(**settings, layer=args.layer, path=out)
+    except (ValueError, TypeError) as error:
+        message = re.sub(r"^(\w+)\b", lambda m: _EXPLORE_OPTIONS.get(m[1], m[1]),
+                         _one_line(error))
+        message = message.replace("input_size", "--input").replace("kernel_size", "--kernel")
+        print(f"vecjac explore: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"vecjac explore: error: cannot write {args.out}: {_one_line(error)}",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({len(page.encode()) / 1024:.0f} KB): open it in any browser, "
+          "from disk (no server, no network)")
+    return 0
+
+
+def _explore_pair(values: list[int], option: str) -> tuple[int, int]:
+    """One int (both axes, or both channel counts) or two (height, width; C_in, C_out)."""
+    if len(values) not in (1, 2):
+        forms = "C, or C_in C_out" if option == "--channels" else "N, or H W"
+        raise ValueError(f"{option} takes one or two ints ({forms}), got {len(values)}: "
+                         f"{' '.join(map(str, values))}")
+    return (values[0], values[-1])
+
+
+def _explore_parser(sub) -> None:
+    p = sub.add_parser(
+        "explore",
+        one_line_errors=True,
+        help="write a self-contained HTML page to explore a conv's Jacobians entry by entry",
+        description=_wrap(
+            "Write one self-contained HTML file (no server, no network: open it from disk in "
+            "any browser) showing the padded input, the kernel, the output and the Jacobians "
+            "dvecZ/dvecA and dvecZ/dvecK as grids in the note's notation (1-based symbols, vec "
+            "order, the channel-block grid).  Point at (hover or tap) any entry: the page "
+            "highlights in every panel the output of its row, the input and kernel entries it "
+            "involves and the output's window, and writes the partial derivative as the note "
+            "does (dz_32/da_23 = beta_12).  Stride and padding (and the pooling window) can be "
+            "changed on the page over three values per axis around the given ones; every "
+            "variant is computed by vecjac's builders and embedded."
+            "\n\n"
+            "The default is the note's appendix: A 3x4, beta 2x2, padding (1, 1), stride "
+            "(1, 2), one channel.  Pooling layers have no kernel Jacobian: the page shows "
+            "dvecA/dvecI (avgpool: entries 1/(h_l w_l); maxpool: the switches for a concrete "
+            "input with distinct values, shown).  Sizes are capped so the page stays small "
+            "(input 8x8, kernel 5x5, 3 channels, and 200,000 stored entries over all "
+            "variants)."
+            "\n\n"
+            "Exit code 2, with the reason on one line of stderr, for a bad argument or an "
+            "output folder that does not exist (it is not created)."),
+        epilog="examples:\n"
+        "  vecjac explore --out appendix.html             # the note's appendix\n"
+        "  vecjac explore --channels 2 3 --out conv.html\n"
+        "  vecjac explore --input 4 4 --kernel 2 --stride 2 --padding 0 --layer maxpool "
+        "--out max.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--input", type=int, nargs="+", default=[3, 4], metavar="N",
+                   help="size of the input: N or H W, at most 8 (default 3 4)")
+    p.add_argument("--kernel", type=int, nargs="+", default=[2, 2], metavar="N",
+                   help="kernel (pooling: window) size: N or H W, at most 5 (default 2 2)")
+    p.add_argument("--channels", type=int, nargs="+", default=[1, 1], metavar="C",
+                   help="C_in C_out, or C for both (pooling keeps C), at most 3 (default 1 1)")
+    p.add_argument("--stride", type=int, nargs="+", default=[1, 2], metavar="S",
+                   help="stride: S or H W (default 1 2)")
+    p.add_argument("--padding", type=int, nargs="+", default=[1, 1], metavar="P",
+                   help="zero padding: P or H W (default 1 1)")
+    p.add_argument("--layer", choices=("conv", "avgpool", "maxpool"), default="conv",
+                   help="the layer (default conv)")
+    p.add_argument("--out", default="vecjac-explore.html", metavar="FILE",
+                   help="the page to write, a .html file in an existing folder "
+                   "(default ./vecjac-explore.html)")
+    p.set_defaults(func=explore)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.func(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `vecjac`: the help, and success
+        parser.print_help()
+        return 0
+    if args.command == "spy":
+        args.grid = {"auto": "auto", "on": True, "off": False}[args.grid]
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `vecjac explain | head`: the reader left; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
+        return 1
+    except KeyboardInterrupt:
+        print(f"vecjac {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@
    recursion, direct back-propagation) against each other and against central differences.
 3. Trains with Jacobian-form gradients (gradient descent as section 3 of the note).
 4. Writes the sparsity pattern of every Jacobian, the whole chain in one figure, and the
-   loss curve as PNG files.
+   loss curve as PNG files, into ``out_dir`` (created if missing; its parent must exist).
 
-Exit code 1 if a check fails or the test accuracy stays under 90%.
+Exit code 1 if a check fails, or if a run of at least the default 8 epochs stays under 90%
+test accuracy.  A shorter run (``--epochs 1``) reports its accuracy without judging it: the
+target is for the default run.
 """
 
 from __future__ import annotations
@@ -33,11 +35,15 @@ __all__ = ["run"]
 GRADIENT_TOLERANCE = 1e-10  # relative, between the three exact methods
 DIFFERENCE_TOLERANCE = 1e-5  # relative, against central differences
 ACCURACY_TARGET = 0.90
+EPOCHS = 8  # the default run; the accuracy target applies to runs at least this long
 
 
-def run(out_dir="vecjac-out", epochs: int = 8, seed: int = 0, progress: bool = True) -> int:
+def run(out_dir="vecjac-out", epochs: int = EPOCHS, seed: int = 0,
+        progress: bool | str = True) -> int:
+    """Run the demo; ``progress`` as :func:`vecjac.train` (``"epochs"``: no bar).  Returns
+    the exit code: 0, or 1 if a check failed."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)
     data = load_digits()
     net = CNN(input_shape=(1, 8, 8), channels=(4, 8), activation="tanh", n_out=10, seed=seed)
     print(f"{net}\ndata: {len(data.X_train)} training and {len(data.X_test)} test digits "
@@ -50,14 +56,20 @@ def run(out_dir="vecjac-out", epochs: int = 8, seed: int = 0, progress: bool = T
 
     ok = _check_gradients(net, data.X_train[:4], data.y_train[:4])
 
-    print(f"\ntraining {epochs} epochs with Jacobian-form gradients (batch 32, lr 0.05)")
+    print(f"\ntraining {epochs} epoch{'s' if epochs > 1 else ''} with Jacobian-form gradients "
+          "(batch 32, lr 0.05)")
     start = time.perf_counter()
     history = train(net, data.X_train, data.y_train, data.X_test, data.y_test, epochs=epochs,
                     batch_size=32, lr=0.05, method="jacobian", seed=seed, progress=progress)
     accuracy = history["test_accuracy"][-1]
-    print(f"test accuracy {accuracy:.3f} after {time.perf_counter() - start:.1f} s "
-          f"({'ok' if accuracy >= ACCURACY_TARGET else 'FAILED'}: target {ACCURACY_TARGET})")
-    ok &= accuracy >= ACCURACY_TARGET
+    seconds = time.perf_counter() - start
+    if epochs >= EPOCHS:
+        print(f"test accuracy {accuracy:.3f} after {seconds:.1f} s "
+              f"({'ok' if accuracy >= ACCURACY_TARGET else 'FAILED'}: target {ACCURACY_TARGET})")
+        ok &= accuracy >= ACCURACY_TARGET
+    else:
+        print(f"test accuracy {accuracy:.3f} after {seconds:.1f} s (not checked: the "
+              f"{ACCURACY_TARGET:.0%} target is for runs of at least {EPOCHS} epochs)")
 
     paths = [plot.save_spy(J, out / f"{name.replace('/', '_')}.png")
              for name, J in jacobians.items()]

@@ -11,11 +11,13 @@ refills the Jacobians' values.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 
 import numpy as np
 from numpy.typing import ArrayLike
+from tqdm import tqdm
 
 from .network import CNN
 
@@ -53,7 +55,7 @@ def train(
     lr: float = 0.05,
     method: str = "jacobian",
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = True,
     max_steps: int | None = None,
 ) -> dict[str, list[float]]:
     """Train ``net`` by mini-batch gradient descent (section 3 of the note).
@@ -63,6 +65,7 @@ def train(
     X_train : array_like, shape (N, C, H, W);  y_train : int labels, shape (N,)
     X_test, y_test : optional held-out set, evaluated after each epoch
     epochs, batch_size : int
+        Positive ints (numpy integers too; ``bool`` is refused).
     lr : float
         The learning rate ``alpha``, a positive finite number, used as given.  With the
         network's default ``reduction="sum"`` the loss of a batch is a sum over its samples,
@@ -70,12 +73,15 @@ def train(
         network with ``reduction="mean"``.
     method : {"jacobian", "direct", "paper"}
     seed : int
-        Shuffles the training set each epoch with ``np.random.default_rng(seed)``.
-    progress : bool
-        Report on stderr: a live bar (step, batch loss) when stderr is a terminal, and one
-        line per epoch (loss, training and test accuracy).
+        Shuffles the training set each epoch with ``np.random.default_rng(seed)``; a
+        non-negative int.
+    progress : True, "epochs" or False
+        ``True``: report on stderr, with a live tqdm bar (step, batch loss) while stderr is a
+        terminal (no bar, hence no carriage returns, when it is a file or a pipe), and one
+        line per epoch (loss, training and test accuracy).  ``"epochs"``: the lines only, no
+        bar.  ``False``: nothing.
     max_steps : int, optional
-        Stop after this many steps in all (for tests).
+        Stop after this many steps in all (for tests); a positive int.
 
     Returns
     -------
@@ -87,8 +93,13 @@ def train(
     X_train, y_train = np.asarray(X_train), np.asarray(y_train)
     if len(X_train) != len(y_train):
         raise ValueError(f"X_train has {len(X_train)} samples but y_train {len(y_train)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    epochs = _check_int(epochs, "epochs", 1)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    seed = _check_int(seed, "seed", 0)
+    if max_steps is not None:
+        max_steps = _check_int(max_steps, "max_steps", 1)
+    if progress not in (True, False, "epochs"):
+        raise ValueError(f'progress must be True, "epochs" or False, got {progress!r}')
     rng = np.random.default_rng(seed)
     history = {"loss": [], "train_accuracy": [], "test_accuracy": [], "seconds": []}
     n_batches = math.ceil(len(X_train) / batch_size)
@@ -96,15 +107,19 @@ def train(
     for epoch in range(epochs):
         order = rng.permutation(len(X_train))
         losses = []
-        for b in range(n_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            X, y = X_train[idx], y_train[idx]
-            losses.append(sgd_step(net, X, y, lr, method) / len(idx))
-            steps += 1
-            if progress and sys.stderr.isatty():  # a live bar only on a terminal
-                _bar(epoch, epochs, b + 1, n_batches, losses[-1])
-            if max_steps is not None and steps >= max_steps:
-                break
+        # disable=None: tqdm draws the bar only while stderr is a terminal
+        with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                  file=sys.stderr, leave=False, dynamic_ncols=True,
+                  disable=None if progress is True else True) as bar:
+            for b in range(n_batches):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                X, y = X_train[idx], y_train[idx]
+                losses.append(sgd_step(net, X, y, lr, method) / len(idx))
+                steps += 1
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+                bar.update()
+                if max_steps is not None and steps >= max_steps:
+                    break
         history["loss"].append(float(np.mean(losses)))
         history["train_accuracy"].append(accuracy(net, X_train, y_train))
         if X_test is not None:
@@ -112,8 +127,8 @@ def train(
         history["seconds"].append(time.perf_counter() - start)
         if progress:
             test = f", test acc {history['test_accuracy'][-1]:.3f}" if X_test is not None else ""
-            print(f"\repoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, train acc "
-                  f"{history['train_accuracy'][-1]:.3f}{test}" + " " * 20, file=sys.stderr)
+            print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, train acc "
+                  f"{history['train_accuracy'][-1]:.3f}{test}", file=sys.stderr)
         if max_steps is not None and steps >= max_steps:
             break
     return history
@@ -128,8 +143,11 @@ def _check_lr(lr) -> None:
         )
 
 
-def _bar(epoch: int, epochs: int, step: int, n_steps: int, loss: float) -> None:
-    width = 30
-    filled = width * step // n_steps
-    print(f"\repoch {epoch + 1}/{epochs} [{'#' * filled}{'.' * (width - filled)}] "
-          f"{step}/{n_steps} loss {loss:.4f}", end="", file=sys.stderr, flush=True)
+def _check_int(value, name: str, minimum: int) -> int:
+    """``value`` as an int: any integer (numpy's too), not ``bool``, at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
