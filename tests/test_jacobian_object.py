@@ -146,3 +146,20 @@ def test_plot_is_reachable_after_import_vecjac():
     code = ("import sys, vecjac as vj; assert 'matplotlib' not in sys.modules; "
             "assert callable(vj.plot.save_spy) and callable(vj.explore.explore_html)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_spy_draws_on_given_or_new_axes(conv, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, _, J = conv
+    ax = J.spy()
+    assert "Z" in ax.get_title() and ax.get_xlim()[1] == J.shape[1] - 0.5
+    fig, own = plt.subplots()
+    assert J.spy(own, grid=False) is own
+    fig.savefig(tmp_path / "j.png")
+    assert (tmp_path / "j.png").stat().st_size > 1000
+    vj.plot.spy(J)  # the matrix first, the axes optional, as plt.spy
+    plt.close("all")

@@ -21,3 +21,14 @@ def test_appendix_latex_has_the_notes_entries():
 def test_any_small_symbolic_jacobian():
     s = symbolic_conv((2, 3), 2, stride=1, padding=0, a="x", k="k")
     assert to_latex(s.dZ_dA).splitlines()[1] == "k_{11} & k_{21} & k_{12} & k_{22} & 0 & 0 \\\\"
+
+
+def test_explain_latex_on_the_command_line(capsys):
+    from vecjac.cli import main
+
+    assert main(["explain", "--latex"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Z = \\begin{bmatrix}") and out.count("\\end{bmatrix}") == 3
+    assert main(["explain", "--latex", "--input", "2", "3", "--kernel", "2", "--stride", "1",
+                 "--padding", "0"]) == 0
+    assert "k_" not in capsys.readouterr().out  # the CLI names the kernel beta

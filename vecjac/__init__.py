@@ -40,14 +40,15 @@ __all__ = [
     "vec",
     "plot",
     "explore",
+    "symbolic",
 ]
 
-_LAZY = ("plot", "explore")  # modules that import matplotlib: loaded on first use
+_LAZY = ("plot", "explore", "symbolic")  # loaded on first use (plot imports matplotlib)
 
 
 def __getattr__(name: str):
-    """``vj.plot`` and ``vj.explore`` after a plain ``import vecjac`` (imported on first
-    access, so ``import vecjac`` does not pay for matplotlib)."""
+    """``vj.plot``, ``vj.explore`` and ``vj.symbolic`` after a plain ``import vecjac``
+    (imported on first access, so ``import vecjac`` does not pay for matplotlib)."""
     if name in _LAZY:
         import importlib
 

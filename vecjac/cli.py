@@ -56,6 +56,9 @@ def explain(args: argparse.Namespace) -> int:
         png = _output_file(args.png, "--png") if args.png else None
     except (ValueError, TypeError) as error:
         return _error("explain", error)
+    if args.latex:
+        print(s.to_latex())
+        return _write_explain_png(s, png, g) if png is not None else 0
     (hk, wk), (ph, pw), (sh, sw) = g["kernel"], g["padding"], g["stride"]
     hz, wz = len(s.Z), len(s.Z[0])
     n_z, n_beta, n_a = len(s.row_labels), len(s.beta_labels), len(s.a_labels)
@@ -75,18 +78,22 @@ def explain(args: argparse.Namespace) -> int:
     print(format_table(s.dZ_dbeta, s.row_labels, s.beta_labels))
     print(f"\ndvecZ/dvecA ({n_z} x {n_a}): rows vec(Z), columns vec(A), entries from beta\n")
     print(format_table(s.dZ_dA, s.row_labels, s.a_labels))
-    if png is not None:
-        from . import plot
+    return _write_explain_png(s, png, g) if png is not None else 0
 
-        title = (f"$Z = A * \\beta$,  $A$ {h}×{w},  $\\beta$ {hk}×{wk},  padding ({ph}, {pw}),"
-                 f"  stride ({sh}, {sw})")
-        if g == APPENDIX:
-            title = "The note's appendix: " + title
-        try:
-            written = plot.appendix_figure(s, png, title=title)
-        except OSError as error:
-            return _error("explain", f"cannot write {png}: {error}")
-        print(f"\nwrote {written}")
+
+def _write_explain_png(s, png: Path, g: dict) -> int:
+    from . import plot
+
+    (h, w), (hk, wk), (ph, pw), (sh, sw) = g["input"], g["kernel"], g["padding"], g["stride"]
+    title = (f"$Z = A * \\beta$,  $A$ {h}×{w},  $\\beta$ {hk}×{wk},  padding ({ph}, {pw}),"
+             f"  stride ({sh}, {sw})")
+    if g == APPENDIX:
+        title = "The note's appendix: " + title
+    try:
+        written = plot.appendix_figure(s, png, title=title)
+    except OSError as error:
+        return _error("explain", f"cannot write {png}: {error}")
+    print(f"\nwrote {written}")
     return 0
 
 
@@ -387,6 +394,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="zero padding: P or H W (default 1 1)")
     p.add_argument("--png", metavar="PATH", help="also draw the two matrices into PATH, a "
                    ".png (or .svg / .pdf) file in an existing folder")
+    p.add_argument("--latex", action="store_true",
+                   help="print Z and both matrices as LaTeX bmatrix environments instead of "
+                   "text tables (amsmath)")
     p.set_defaults(func=explain)
     _spy_parser(sub)
     _explore_parser(sub)

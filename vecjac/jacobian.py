@@ -370,11 +370,17 @@ class Jacobian:
 
     # --- pictures -------------------------------------------------------------------------
     def spy(self, ax=None, **kwargs):
-        """Draw the sparsity pattern on ``ax`` (a new figure if ``None``), as
-        :func:`vecjac.plot.spy` does; returns the axes."""
+        """Draw the sparsity pattern on ``ax`` (a new pyplot figure if ``None``) with the
+        note's title, block grid and labels, as :func:`vecjac.plot.spy` does (``grid``,
+        ``values``, ``cmap``, ...); returns the axes."""
         from . import plot
 
-        return plot.spy(self, ax=ax, **kwargs)
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            ax = plt.figure(figsize=(6, 6), layout="constrained").add_subplot()
+        plot.spy(self, ax, **kwargs)
+        return ax
 
     def _repr_html_(self) -> str:
         """Notebooks: the summary and, for a matrix small enough, an inline spy picture."""

@@ -339,7 +339,7 @@ def _set_ticks(ax, J: Jacobian, cell_w: float, cell_h: float) -> None:
             axis.set_ticks([t - 0.5 for t in ticks], labels=[str(t) for t in ticks])
 
 
-def spy(J: Jacobian, ax, markersize: float | None = None, grid: bool | str = "auto", *,
+def spy(J: Jacobian, ax=None, markersize: float | None = None, grid: bool | str = "auto", *,
         values: bool = False, cmap: str = "auto", clim: tuple[float, float] | None = None,
         title: str | None = None, caption: bool = True, labels: bool = True,
         levels: Sequence[str] | None = None):
@@ -348,7 +348,9 @@ def spy(J: Jacobian, ax, markersize: float | None = None, grid: bool | str = "au
     Parameters
     ----------
     J : Jacobian
-    ax : matplotlib Axes
+    ax : matplotlib Axes, optional
+        Where to draw; ``None`` (default): a new pyplot figure, as ``plt.spy(M)`` makes one
+        (the matrix comes first, as in matplotlib).
     markersize : float, optional
         Ignored (kept for compatibility): the cell size is derived from the axes.
     grid : "auto", True or False
@@ -384,6 +386,10 @@ def spy(J: Jacobian, ax, markersize: float | None = None, grid: bool | str = "au
     """
     del markersize
     _check_grid(grid)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.figure(figsize=(6, 6), layout="constrained").add_subplot()
     n_rows, n_cols = J.shape
     aspect = _aspect(n_rows, n_cols)
     scale = {}
