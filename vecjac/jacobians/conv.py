@@ -229,9 +229,11 @@ def conv_wrt_kernel(
     pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes)
     per_sample = np.take(vec(A).reshape(-1, A[0].size if A.ndim == 4 else A.size),
                          pattern.a_local, axis=1)
-    data = np.broadcast_to(  # every kernel j reads the same entries of A
-        per_sample[:, None, :], (per_sample.shape[0], kernel_shape[0], per_sample.shape[1])
-    ).ravel()
+    if kernel_shape[0] == 1:  # one kernel (the structured form's P): the gather is the data
+        data = per_sample.ravel()
+    else:  # every kernel j reads the same entries of A
+        data = np.broadcast_to(per_sample[:, None, :], (per_sample.shape[0], kernel_shape[0],
+                                                        per_sample.shape[1])).ravel()
     return _jacobian(data, pattern.k_index, pattern, pattern.kernel_shape, of, wrt)
 
 
