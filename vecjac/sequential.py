@@ -34,6 +34,7 @@ from . import direct
 from . import jacobians as jac
 from .jacobian import Jacobian
 from .layers import Activation, Flatten, Layer
+from .structure import per_sample_rmat
 from .vec import as_float_array, check_choice, unvec
 
 __all__ = ["Sequential"]
@@ -276,6 +277,32 @@ class Sequential:
             row = row @ J[f"d{upper}/d{lower}"]  # dJ/d lower
             for theta in self._params_of(lower):
                 grads[theta] = unvec(row @ J[f"d{lower}/d{theta}"], self.params[theta].shape)
+        return grads
+
+    def per_sample_gradients(self, X: ArrayLike, y: ArrayLike) -> dict[str, NDArray]:
+        """Each sample's gradient, dict like ``params`` with arrays ``(N, *param.shape)``.
+
+        The chain's row ``dJ/d out`` of a batch is the samples' rows side by side (every
+        Jacobian with respect to an activation is block diagonal over samples), and a
+        parameter's Jacobian stacks one block of rows per sample; so sample ``n``'s gradient
+        is its part of the row times its block, the same products as :meth:`gradients` with
+        the sum over samples left out.  The sum over the first axis equals
+        ``gradients(X, y)``; with ``reduction="mean"`` each sample's gradient carries the
+        ``1/N`` of the loss.
+        """
+        cache = self._forward(X)
+        N = cache["X"].shape[0]
+        y = self._targets(y, N)
+        with jac.shared_patterns():
+            J = self._cached_jacobians(cache, y, wrt_X=False)
+        grads, row = {}, np.ones(1, dtype=self.dtype)
+        for upper, lower in pairwise(self.chain):
+            row = row @ J[f"d{upper}/d{lower}"]
+            for theta in self._params_of(lower):
+                shape = self.params[theta].shape
+                rows = per_sample_rmat(J[f"d{lower}/d{theta}"]._structure, row, N)
+                grads[theta] = (unvec(rows.ravel(), (N,) + shape) if len(shape) >= 2
+                                else rows.reshape((N,) + shape))
         return grads
 
     def _direct_gradients(self, cache: dict, y) -> dict[str, NDArray]:

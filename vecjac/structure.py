@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from .budget import index_dtype
 
 __all__ = ["Structure", "Flat", "Kron", "Diagonal", "BlockDiag", "KronRows", "Tile",
-           "product"]
+           "product", "per_sample_rmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -376,3 +376,32 @@ def _scale_columns(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
     flat = s.materialise()
     return BlockDiag(s.n, _csr(flat.data * d[flat.indices], flat.indices, flat.indptr,
                                flat.shape))
+
+
+# --- per-sample rows ---------------------------------------------------------------------------
+def per_sample_rmat(s: Structure, row: NDArray, n: int) -> NDArray:
+    """``row @ J`` split by sample, without the sum over samples: ``(n, cols)``.
+
+    ``J``'s rows are sample-outermost (``n`` blocks of ``rows / n``), as every Jacobian with
+    respect to a shared parameter is; output row ``k`` is ``row_k @ J_k``, the product of
+    sample ``k``'s part of the row and sample ``k``'s rows of ``J``.  Summing the output over
+    its first axis gives ``row @ J``.
+    """
+    row = np.asarray(row).ravel()
+    m = s.shape[0] // n
+    if isinstance(s, Tile):
+        return np.asarray(row.reshape(n, m) @ s.G)
+    if isinstance(s, KronRows) and s.n == n:  # sample k: sum_j e_j (x) (r_kj @ P_k)
+        rows = _sample_rows(row, n * s.c, s.h, s.n * s.h, s.c)
+        return np.asarray((rows @ s.P).toarray()).reshape(n, s.c * s.q)
+    return np.asarray((_sample_rows(row, n, m, s.shape[0], 1) @ s.materialise()).toarray())
+
+
+def _sample_rows(row: NDArray, n_rows: int, length: int, n_cols: int, per_block: int):
+    """A sparse ``(n_rows, n_cols)`` matrix whose row ``t`` holds ``row[t*length:(t+1)*length]``
+    in the columns of block ``t // per_block`` (each block ``length`` columns wide)."""
+    t = np.arange(n_rows)
+    first = (t // per_block) * length
+    indices = (first[:, None] + np.arange(length)[None, :]).ravel()
+    indptr = np.arange(0, n_rows * length + 1, length)
+    return _csr(row, indices, indptr, (n_rows, n_cols))
