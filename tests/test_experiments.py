@@ -29,6 +29,7 @@ FIGURES = {
     "scaling": ["scaling.png"],
     "chain_order": ["chain_order.png"],
     "train_digits": ["train_digits.png"],
+    "conv_spectrum": ["conv_spectrum.png"],
 }
 
 

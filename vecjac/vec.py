@@ -44,6 +44,7 @@ __all__ = [
     "as_shape",
     "as_float_array",
     "check_choice",
+    "check_padding_mode",
 ]
 
 Order = Literal["F", "C"]
@@ -245,6 +246,28 @@ def conv_output_shape(
             f"{(ha + 2 * hp, wa + 2 * wp)} (input {(ha, wa)}, padding {(hp, wp)})"
         )
     return (ha + 2 * hp - hk) // hs + 1, (wa + 2 * wp - wk) // ws + 1
+
+
+PADDING_MODES = ("zeros", "circular")
+
+
+def check_padding_mode(padding_mode, padding=0, input_hw=None) -> str:
+    """Validate ``padding_mode`` (``"zeros"`` or ``"circular"``) and, for circular padding,
+    the padding against the input size: wrapping may go round the input at most once
+    (``h_p <= h_a`` and ``w_p <= w_a``), as PyTorch's ``padding_mode="circular"`` demands.
+
+    Returns the mode.
+    """
+    check_choice(padding_mode, "padding_mode", PADDING_MODES)
+    if padding_mode == "circular" and input_hw is not None:
+        (hp, wp), (ha, wa) = as_pair(padding, "padding", 0), (int(v) for v in input_hw)
+        if hp > ha or wp > wa:
+            raise ValueError(
+                f"padding {(hp, wp)} is larger than the input {(ha, wa)}: with "
+                f"padding_mode='circular' the padding must be at most the input size (it "
+                f"wraps around the input at most once)"
+            )
+    return padding_mode
 
 
 def _prod(shape) -> int:

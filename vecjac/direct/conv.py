@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..vec import as_float_array, as_pair, conv_output_shape
+from ..vec import as_float_array, as_pair, check_padding_mode, conv_output_shape
 
 __all__ = [
     "conv2d",
@@ -35,7 +35,7 @@ __all__ = [
 
 
 def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, padding=0, *,
-           return_cols: bool = False):
+           return_cols: bool = False, padding_mode: str = "zeros"):
     """``Z = A * K + b``: multi-channel cross-correlation, as section 2 of the note.
 
     Parameters
@@ -46,8 +46,12 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
     b : array_like, shape (C_out,), optional
     stride : int or (h_s, w_s)
     padding : int or (h_p, w_p)
-        Zero padding on both sides of each spatial axis.
-
+        Padding on both sides of each spatial axis.
+    padding_mode : {"zeros", "circular"}
+        ``"zeros"`` pads with zeros; ``"circular"`` wraps around, as PyTorch's
+        ``Conv2d(padding_mode="circular")``: the padded input is
+        ``np.pad(A, ..., mode="wrap")``, so ``A_pad[i, r, s] = A[i, (r - h_p) mod h_a,
+        (s - w_p) mod w_a]``.  Circular padding must not exceed the input size.
     return_cols : bool
         Also return the unfolded input (im2col), which :func:`conv2d_backward` accepts as
         ``cols`` instead of unfolding ``A`` again.
@@ -61,7 +65,8 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
     """
     A, K, single = _check_conv_args(A, K)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
-    cols = _im2col(A, K.shape[2:], stride, padding)  # (C_in h_k w_k, N h_z w_z)
+    check_padding_mode(padding_mode, padding, A.shape[2:])
+    cols = _im2col(A, K.shape[2:], stride, padding, padding_mode)  # (C_in h_k w_k, N h_z w_z)
     N, (hz, wz) = A.shape[0], conv_output_shape(A.shape[2:], K.shape[2:], stride, padding)
     Z = (K.reshape(K.shape[0], -1) @ cols).reshape(K.shape[0], N, hz, wz)  # one BLAS product
     Z = np.ascontiguousarray(Z.transpose(1, 0, 2, 3))
@@ -76,7 +81,7 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
 
 def conv2d_backward(
     dZ: ArrayLike, A: ArrayLike, K: ArrayLike, stride=1, padding=0, *, input_grad: bool = True,
-    cols: NDArray | None = None,
+    cols: NDArray | None = None, padding_mode: str = "zeros",
 ) -> tuple[NDArray | None, NDArray, NDArray]:
     """Ordinary back-propagation through :func:`conv2d`.
 
@@ -84,13 +89,14 @@ def conv2d_backward(
     ----------
     dZ : array_like, shape of ``conv2d(A, K)``
         The upstream gradient ``dL/dZ``.
-    A, K, stride, padding : as for :func:`conv2d`
+    A, K, stride, padding, padding_mode : as for :func:`conv2d`
     input_grad : bool
         ``False`` skips ``dA`` (returned as ``None``): a network's first layer needs no
         gradient with respect to its input.
     cols : ndarray, optional
         The unfolded input that ``conv2d(A, K, ..., return_cols=True)`` returned for the
-        same ``A``, stride and padding; saves unfolding ``A`` again (checked for shape only).
+        same ``A``, stride, padding and padding mode; saves unfolding ``A`` again (checked
+        for shape only).
 
     Returns
     -------
@@ -100,6 +106,7 @@ def conv2d_backward(
     """
     A, K, single = _check_conv_args(A, K)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    check_padding_mode(padding_mode, padding, A.shape[2:])
     dZ = _check_upstream(dZ, A, K, stride, padding, single)
     (hs, ws), (hp, wp) = stride, padding
     hk, wk = K.shape[2:]
@@ -108,7 +115,7 @@ def conv2d_backward(
 
     expected = (C_in * hk * wk, N * hz * wz)
     if cols is None:
-        cols = _im2col(A, (hk, wk), stride, padding)  # (C_in h_k w_k, N h_z w_z)
+        cols = _im2col(A, (hk, wk), stride, padding, padding_mode)  # (C_in h_k w_k, N h_z w_z)
     elif cols.shape != expected:
         raise ValueError(f"cols has shape {cols.shape}, expected (C_in h_k w_k, N h_z w_z) = "
                          f"{expected}: pass what conv2d(A, K, return_cols=True) returned")
@@ -124,6 +131,8 @@ def conv2d_backward(
         for v in range(wk):
             dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dcols[:, u, v].transpose(
                 1, 0, 2, 3)
+    if padding_mode == "circular":  # the padding is a copy of the input: fold it back
+        dA_pad = _fold_wrap(_fold_wrap(dA_pad, hp, 2), wp, 3)
     dA = dA_pad[:, :, hp : hp + ha, wp : wp + wa]
     return (dA[0] if single else np.ascontiguousarray(dA)), dK, db
 
@@ -243,7 +252,22 @@ def _check_conv_args(A, K) -> tuple[NDArray, NDArray, bool]:
     return A, K, single
 
 
-def _im2col(A: NDArray, kernel_hw, stride, padding) -> NDArray:
+def _fold_wrap(X: NDArray, p: int, axis: int) -> NDArray:
+    """Add the wrapped padding of length ``p`` on ``axis`` back onto the entries it copies
+    (``p <= n``, the input size): the adjoint of ``np.pad(..., mode="wrap")``, in place.
+
+    Returns ``X``, whose centre ``[p : p + n]`` along ``axis`` then holds the sums.
+    """
+    if p == 0:
+        return X
+    n = X.shape[axis] - 2 * p
+    X = np.moveaxis(X, axis, 0)  # a view: writes land in the original
+    X[n : p + n] += X[:p]  # leading padding copies the last p entries
+    X[p : 2 * p] += X[p + n :]  # trailing padding copies the first p entries
+    return np.moveaxis(X, 0, axis)
+
+
+def _im2col(A: NDArray, kernel_hw, stride, padding, padding_mode: str = "zeros") -> NDArray:
     """The columns of the padded input, shape ``(C h_k w_k, N h_z w_z)``.
 
     Row ``(i, u, v)`` holds ``A_pad[n, i, x h_s + u, y w_s + v]`` for every ``(n, x, y)``:
@@ -253,7 +277,8 @@ def _im2col(A: NDArray, kernel_hw, stride, padding) -> NDArray:
     hz, wz = conv_output_shape(A.shape[2:], kernel_hw, stride, padding)
     (hs, ws), (hp, wp), (hk, wk) = stride, padding, kernel_hw
     N, C = A.shape[:2]
-    A_pad = np.pad(A, ((0, 0), (0, 0), (hp, hp), (wp, wp))) if hp or wp else A
+    mode = "wrap" if padding_mode == "circular" else "constant"
+    A_pad = np.pad(A, ((0, 0), (0, 0), (hp, hp), (wp, wp)), mode=mode) if hp or wp else A
     cols = np.empty((C, hk, wk, N, hz, wz), dtype=A.dtype)
     for u in range(hk):
         for v in range(wk):

@@ -23,7 +23,15 @@ So one *pattern* (``indptr`` and the two index arrays ``a_index``, ``k_index``) 
 each Jacobian takes one array as its column indices and the other as its *gather map*,
 ``data = vec(source)[gather]``.  Patterns depend only on shapes, stride and padding, are
 built with numpy broadcasting directly in CSR row order (no COO sort), and are cached; a
-second build with new values is one gather.  The gather map also labels every entry with the
+second build with new values is one gather.
+
+Circular padding (``padding_mode="circular"``, PyTorch's ``Conv2d(padding_mode="circular")``)
+wraps the input positions: ``r = (x h_s + u - h_p) mod h_a``, so every ``(i, u, v)`` is an
+entry of every row.  Two kernel offsets of one row would meet the same input entry (a
+duplicate column of ``dZ/dA``, whose value would be the sum of two kernel entries) only if
+the kernel were larger than the input; the builders refuse that case (``h_k <= h_a`` and
+``w_k <= w_a``), so every row's columns stay distinct and ``dZ/dA`` and ``dZ/dK`` still
+share one pattern.  The gather map also labels every entry with the
 symbol it copies (``a_32``, ``beta_12``), which is how ``vecjac explain`` prints the appendix.
 
 Stacked forms (docs/design.md, section 2): for one sample ``dZ/dA`` is the
@@ -45,7 +53,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_budget, check_csr_budget, csr_nbytes, index_dtype
 from ..jacobian import Jacobian
 from ..structure import Kron, KronRows, Tile
-from ..vec import as_float_array, as_pair, as_shape, conv_output_shape, vec
+from ..vec import as_float_array, as_pair, as_shape, check_padding_mode, conv_output_shape, vec
 from ._csr import assemble_csr
 
 __all__ = [
@@ -119,7 +127,8 @@ class ConvPattern:
 
 
 def conv_pattern(
-    input_shape, kernel_shape, stride=1, padding=0, *, max_bytes: int | None = None
+    input_shape, kernel_shape, stride=1, padding=0, *, max_bytes: int | None = None,
+    padding_mode: str = "zeros",
 ) -> ConvPattern:
     """The (cached) sparsity pattern of a convolution's Jacobians.
 
@@ -128,21 +137,23 @@ def conv_pattern(
     input_shape : (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
     kernel_shape : (C_out, C_in, h_k, w_k)
     stride, padding : int or pair
+    padding_mode : {"zeros", "circular"}
 
     Returns
     -------
     ConvPattern
         Its arrays are read-only: they are shared by every Jacobian built from the cache.
     """
-    return _checked_pattern(input_shape, kernel_shape, stride, padding, np.float64, max_bytes)
+    return _checked_pattern(input_shape, kernel_shape, stride, padding, np.float64, max_bytes,
+                            padding_mode)
 
 
-def conv_nnz(input_shape, kernel_shape, stride=1, padding=0) -> int:
+def conv_nnz(input_shape, kernel_shape, stride=1, padding=0, padding_mode: str = "zeros") -> int:
     """Exact number of stored entries of ``dZ/dA`` (and of ``dZ/dK``), from shapes alone."""
     input_shape, kernel_shape, stride, padding = _normalise(
-        input_shape, kernel_shape, stride, padding
+        input_shape, kernel_shape, stride, padding, padding_mode
     )
-    return _nnz(input_shape, kernel_shape, stride, padding)
+    return _nnz(input_shape, kernel_shape, stride, padding, padding_mode)
 
 
 def conv_wrt_input(
@@ -155,6 +166,7 @@ def conv_wrt_input(
     wrt: str = "A",
     max_bytes: int | None = None,
     structured: bool = True,
+    padding_mode: str = "zeros",
 ) -> Jacobian:
     """``d vecZ / d vecA`` of ``Z = A * K + b``, stacked over channels (and samples).
 
@@ -163,6 +175,9 @@ def conv_wrt_input(
     K : array_like, shape (C_out, C_in, h_k, w_k)
     input_shape : (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
     stride, padding : int or pair
+    padding_mode : {"zeros", "circular"}
+        As :func:`vecjac.direct.conv2d`.  With ``"circular"`` the padding must not exceed
+        the input size and the kernel must fit in the input (``h_k <= h_a``, ``w_k <= w_a``).
     of, wrt : str
         Names of ``Z`` and ``A`` in the note's symbols (``"Z2"``, ``"A1"``).
     max_bytes : int, optional
@@ -179,9 +194,11 @@ def conv_wrt_input(
     K = as_float_array(K, "K", ndims=(4,))
     shape = as_shape(input_shape, "input_shape")
     if structured and len(shape) == 4:
-        M = conv_wrt_input(K, shape[1:], stride, padding, max_bytes=max_bytes, structured=False)
+        M = conv_wrt_input(K, shape[1:], stride, padding, max_bytes=max_bytes, structured=False,
+                           padding_mode=padding_mode)
         return Jacobian(Kron(shape[0], M.matrix), of, wrt, shape[:1] + M.of_shape, shape)
-    pattern = _checked_pattern(input_shape, K.shape, stride, padding, K.dtype, max_bytes)
+    pattern = _checked_pattern(input_shape, K.shape, stride, padding, K.dtype, max_bytes,
+                               padding_mode)
     n_samples = pattern.input_shape[0] if len(pattern.input_shape) == 4 else 1
     data = np.take(vec(K).reshape(K.shape[0], -1), pattern.k_local, axis=1).ravel()
     if n_samples > 1:  # dZ/dA of a batch repeats K in every diagonal block
@@ -199,6 +216,7 @@ def conv_wrt_kernel(
     wrt: str = "K",
     max_bytes: int | None = None,
     structured: bool = True,
+    padding_mode: str = "zeros",
 ) -> Jacobian:
     """``d vecZ / d vecK`` of ``Z = A * K + b``, stacked over kernels (and samples).
 
@@ -206,7 +224,7 @@ def conv_wrt_kernel(
     ----------
     A : array_like, shape (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
     kernel_shape : (C_out, C_in, h_k, w_k)
-    stride, padding, of, wrt, max_bytes : as :func:`conv_wrt_input`
+    stride, padding, of, wrt, max_bytes, padding_mode : as :func:`conv_wrt_input`
 
     Returns
     -------
@@ -221,12 +239,13 @@ def conv_wrt_kernel(
     kernel_shape = as_shape(kernel_shape, "kernel_shape")
     if structured and len(kernel_shape) == 4:
         P = conv_wrt_kernel(A, (1,) + kernel_shape[1:], stride, padding, max_bytes=max_bytes,
-                            structured=False)
+                            structured=False, padding_mode=padding_mode)
         n = A.shape[0] if A.ndim == 4 else 1
         of_shape = P.of_shape[:-3] + (kernel_shape[0],) + P.of_shape[-2:]
         return Jacobian(KronRows(n, kernel_shape[0], P.matrix), of, wrt, of_shape,
                         kernel_shape)
-    pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes)
+    pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes,
+                               padding_mode)
     per_sample = np.take(vec(A).reshape(-1, A[0].size if A.ndim == 4 else A.size),
                          pattern.a_local, axis=1)
     if kernel_shape[0] == 1:  # one kernel (the structured form's P): the gather is the data
@@ -317,7 +336,7 @@ def clear_pattern_cache() -> None:
 
 
 # --- construction -------------------------------------------------------------------------
-def _normalise(input_shape, kernel_shape, stride, padding):
+def _normalise(input_shape, kernel_shape, stride, padding, padding_mode="zeros"):
     input_shape = as_shape(input_shape, "input_shape")
     kernel_shape = as_shape(kernel_shape, "kernel_shape")
     if len(input_shape) not in (3, 4):
@@ -336,39 +355,53 @@ def _normalise(input_shape, kernel_shape, stride, padding):
             f"C_in = {kernel_shape[1]} (kernel_shape {kernel_shape} = (C_out, C_in, h_k, w_k))"
         )
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    check_padding_mode(padding_mode, padding, input_shape[-2:])
     conv_output_shape(input_shape[-2:], kernel_shape[2:], stride, padding)
+    if padding_mode == "circular" and (kernel_shape[2] > input_shape[-2]
+                                       or kernel_shape[3] > input_shape[-1]):
+        raise ValueError(
+            f"kernel size {kernel_shape[2:]} is larger than the input {input_shape[-2:]}: with "
+            f"padding_mode='circular' the Jacobian builders need h_k <= h_a and w_k <= w_a "
+            f"(a larger kernel wraps onto the same input entry twice in one row)"
+        )
     return input_shape, kernel_shape, stride, padding
 
 
-def _valid_offsets(n_out: int, n_in: int, k: int, s: int, p: int) -> tuple[NDArray, NDArray]:
-    """Input positions ``x s + u - p`` of output ``x`` and kernel offset ``u``, and validity."""
+def _valid_offsets(n_out: int, n_in: int, k: int, s: int, p: int,
+                   circular: bool = False) -> tuple[NDArray, NDArray]:
+    """Input positions ``x s + u - p`` of output ``x`` and kernel offset ``u``, and validity;
+    ``circular`` wraps them modulo ``n_in`` (then every position is valid)."""
     pos = np.arange(n_out)[:, None] * s + np.arange(k)[None, :] - p
+    if circular:
+        return pos % n_in, np.ones(pos.shape, dtype=bool)
     return pos, (pos >= 0) & (pos < n_in)
 
 
 @lru_cache(maxsize=256)
-def _nnz(input_shape, kernel_shape, stride, padding) -> int:
+def _nnz(input_shape, kernel_shape, stride, padding, padding_mode="zeros") -> int:
     n = input_shape[0] if len(input_shape) == 4 else 1
     c_out, c_in, hk, wk = kernel_shape
     ha, wa = input_shape[-2:]
     hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
-    rows_ok = _valid_offsets(hz, ha, hk, stride[0], padding[0])[1].sum()
-    cols_ok = _valid_offsets(wz, wa, wk, stride[1], padding[1])[1].sum()
+    circular = padding_mode == "circular"
+    rows_ok = _valid_offsets(hz, ha, hk, stride[0], padding[0], circular)[1].sum()
+    cols_ok = _valid_offsets(wz, wa, wk, stride[1], padding[1], circular)[1].sum()
     return int(n * c_out * c_in * rows_ok * cols_ok)
 
 
-def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_bytes):
+def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_bytes,
+                     padding_mode="zeros"):
     input_shape, kernel_shape, stride, padding = _normalise(
-        input_shape, kernel_shape, stride, padding
+        input_shape, kernel_shape, stride, padding, padding_mode
     )
-    nnz = _nnz(input_shape, kernel_shape, stride, padding)
+    nnz = _nnz(input_shape, kernel_shape, stride, padding, padding_mode)
     n_rows, n_cols = _pattern_shape(input_shape, kernel_shape, stride, padding)
     index_size = np.dtype(index_dtype(nnz, (n_rows, n_cols))).itemsize
     # the Jacobian (data, indices, indptr) plus the cached pattern (two index arrays, indptr)
     estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize, n_cols) + csr_nbytes(
         nnz, n_rows, index_size, n_cols)
     check_budget(estimate, f"convolution Jacobian ({nnz} stored entries)", max_bytes)
-    return _pattern(input_shape, kernel_shape, stride, padding)
+    return _pattern(input_shape, kernel_shape, stride, padding, padding_mode)
 
 
 def _pattern_shape(input_shape, kernel_shape, stride, padding) -> tuple[int, int]:
@@ -381,14 +414,15 @@ def _pattern_shape(input_shape, kernel_shape, stride, padding) -> tuple[int, int
 
 
 @lru_cache(maxsize=64)
-def _pattern(input_shape, kernel_shape, stride, padding) -> ConvPattern:
+def _pattern(input_shape, kernel_shape, stride, padding, padding_mode="zeros") -> ConvPattern:
     n = input_shape[0] if len(input_shape) == 4 else 1
     c_in, ha, wa = input_shape[-3:]
     c_out, _, hk, wk = kernel_shape
     (hs, ws), (hp, wp) = stride, padding
     hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
-    r, r_ok = _valid_offsets(hz, ha, hk, hs, hp)  # (h_z, h_k): input row of (x, u)
-    s, s_ok = _valid_offsets(wz, wa, wk, ws, wp)  # (w_z, w_k): input column of (y, v)
+    circular = padding_mode == "circular"  # keyed in the cache: a separate pattern
+    r, r_ok = _valid_offsets(hz, ha, hk, hs, hp, circular)  # (h_z, h_k): input row of (x, u)
+    s, s_ok = _valid_offsets(wz, wa, wk, ws, wp, circular)  # (w_z, w_k): input column of (y, v)
 
     # One output channel's rows, in vec(Z_j) order (y, x); entries in column order (i, v, u).
     shape = (wz, hz, c_in, wk, hk)
