@@ -134,16 +134,7 @@ class Kron(Structure):
         return Kron(self.n, fn(self.M))
 
     def materialise(self):
-        M, n = self.M, self.n
-        (m_o, m_i), nnz = M.shape, M.nnz
-        itype = index_dtype(n * nnz, self.shape)  # every array made once, in its dtype
-        indptr = np.empty(n * m_o + 1, dtype=itype)
-        indptr[0] = 0
-        blocks = np.arange(n, dtype=itype)[:, None]
-        indptr[1:].reshape(n, m_o)[...] = M.indptr[1:].astype(itype) + nnz * blocks
-        indices = (M.indices.astype(itype)[None, :] + m_i * blocks).ravel()
-        data = np.broadcast_to(M.data, (n, nnz)).ravel()
-        return _csr(data, indices, indptr, self.shape)
+        return _repeated(self.M, self.n, self.shape, shift_columns=True)
 
     def rmatmat(self, R):
         k = R.shape[0]
@@ -310,11 +301,7 @@ class Tile(Structure):
         return Tile(self.n, fn(self.G))
 
     def materialise(self):
-        G, n = self.G, self.n
-        indptr = np.empty(self.shape[0] + 1, dtype=np.int64)
-        indptr[0] = 0
-        indptr[1:] = (G.indptr[1:][None, :] + G.nnz * np.arange(n)[:, None]).ravel()
-        return _csr(np.tile(G.data, n), np.tile(G.indices, n), indptr, self.shape)
+        return _repeated(self.G, self.n, self.shape, shift_columns=False)
 
     def rmatmat(self, R):
         summed = R.reshape(R.shape[0], self.n, self.G.shape[0]).sum(axis=1)
@@ -322,6 +309,22 @@ class Tile(Structure):
 
     def matmat(self, V):
         return np.tile(np.asarray(self.G @ V), (self.n, 1))
+
+
+def _repeated(M: sp.csr_array, n: int, shape, shift_columns: bool) -> sp.csr_array:
+    """``n`` copies of ``M`` one under the other, each shifted right by its own width
+    (``I_n (x) M``) or not (``[M; ...; M]``); every array made once, in its index dtype."""
+    (m_o, m_i), nnz = M.shape, M.nnz
+    itype = index_dtype(n * nnz, shape)
+    indptr = np.empty(n * m_o + 1, dtype=itype)
+    indptr[0] = 0
+    blocks = np.arange(n, dtype=itype)[:, None]
+    indptr[1:].reshape(n, m_o)[...] = M.indptr[1:].astype(itype) + nnz * blocks
+    indices = np.empty((n, nnz), dtype=itype)  # fresh arrays: the matrix owns them
+    indices[...] = M.indices.astype(itype)[None, :] + (m_i * blocks if shift_columns else 0)
+    data = np.empty((n, nnz), dtype=M.data.dtype)
+    data[...] = M.data
+    return _csr(data.ravel(), indices.ravel(), indptr, shape)
 
 
 # --- the chain rule through the factors --------------------------------------------------------
