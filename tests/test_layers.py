@@ -108,3 +108,13 @@ def test_settings_are_kept_normalised():
     assert pool.stride == (2, 3) and pool.padding == (0, 0)
     bound = conv.bind((2, 8, 8))
     assert bound.output_shape == (4, 4, 8) and conv.output_shape is None  # bind copies
+
+
+def test_base_class_is_abstract_and_parameter_free_layers_say_so(rng):
+    from vecjac.layers import Layer
+
+    with pytest.raises(TypeError, match="abstract"):
+        Layer()
+    act = Activation("tanh").bind((3,))
+    with pytest.raises(ValueError, match=r"Activation\('tanh'\) has no parameter 'W'"):
+        act.param_jacobian("W", rng.standard_normal((3, 2)), {}, "I", "W")

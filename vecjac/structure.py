@@ -28,6 +28,8 @@ and the ``nnz`` of its flat form; :func:`product` is the chain rule through the 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
@@ -52,14 +54,20 @@ def _csr(data, indices, indptr, shape) -> sp.csr_array:
                          indptr.astype(itype, copy=False)), shape=shape, copy=False)
 
 
-class Structure:
+class Structure(ABC):
     """Base class; ``shape`` is the flat matrix's shape."""
 
     shape: tuple[int, int]
 
     @property
+    @abstractmethod
     def factors(self) -> tuple:
-        raise NotImplementedError
+        """The stored pieces: sparse arrays, or a vector for a diagonal."""
+
+    @property
+    @abstractmethod
+    def nnz(self) -> int:
+        """Stored entries of the flat form, computed from the factors."""
 
     @property
     def nbytes(self) -> int:
@@ -69,8 +77,9 @@ class Structure:
     def dtype(self):
         return self.factors[0].dtype
 
+    @abstractmethod
     def materialise(self) -> sp.csr_array:
-        raise NotImplementedError
+        """The flat CSR matrix, entry for entry the builders' flat form."""
 
     def rmatmat(self, R: NDArray) -> NDArray:
         """``R @ J`` for ``R`` of shape ``(k, rows)``."""
@@ -83,9 +92,9 @@ class Structure:
     def transpose(self) -> Structure:
         return Flat(self.materialise().T.tocsr())
 
+    @abstractmethod
     def map(self, fn) -> Structure:
         """The same structure with ``fn`` applied to every factor (scaling, ``astype``)."""
-        raise NotImplementedError
 
 
 class Flat(Structure):

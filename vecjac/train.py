@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 from numpy.typing import ArrayLike
-from tqdm import tqdm
 
 from .network import CNN
 
@@ -100,6 +99,8 @@ def train(
         max_steps = _check_int(max_steps, "max_steps", 1)
     if progress not in (True, False, "epochs"):
         raise ValueError(f'progress must be True, "epochs" or False, got {progress!r}')
+    from tqdm import tqdm  # a dependency, imported where the bar is drawn: not by import vecjac
+
     rng = np.random.default_rng(seed)
     history = {"loss": [], "train_accuracy": [], "test_accuracy": [], "seconds": []}
     n_batches = math.ceil(len(X_train) / batch_size)

@@ -20,6 +20,7 @@ under the local symbols (``K``, ``b`` or ``W``, ``b``).
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,7 +30,7 @@ from ..jacobian import Jacobian
 __all__ = ["Layer"]
 
 
-class Layer:
+class Layer(ABC):
     """Base class: subclasses set ``params`` and implement the methods below.
 
     Attributes
@@ -62,8 +63,9 @@ class Layer:
         bound.output_shape = tuple(int(s) for s in self.output_shape_for(bound.input_shape))
         return bound
 
+    @abstractmethod
     def output_shape_for(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The per-sample output shape for ``input_shape``; ``ValueError`` if it does not fit."""
 
     def _require_rank(self, input_shape: tuple[int, ...], rank: int, hint: str) -> None:
         if len(input_shape) != rank:
@@ -75,35 +77,36 @@ class Layer:
         return {}
 
     # --- passes ---------------------------------------------------------------------------
+    @abstractmethod
     def forward(self, A: NDArray, p: dict[str, NDArray]) -> NDArray:
         """The layer's output for a batch ``A`` (layouts in the module docstring)."""
-        raise NotImplementedError
 
     def forward_with_context(self, A: NDArray, p: dict[str, NDArray]) -> tuple[NDArray, object]:
         """The output and whatever :meth:`backward` can reuse from the forward pass."""
         return self.forward(A, p), None
 
+    @abstractmethod
     def backward(
         self, dOut: NDArray, A: NDArray, p: dict[str, NDArray], input_grad: bool = True,
         context=None,
     ) -> tuple[NDArray | None, dict[str, NDArray]]:
         """Ordinary back-propagation: ``(dL/dA or None, {symbol: dL/dparam})``; ``context``
         is what :meth:`forward_with_context` returned for ``A`` (or ``None``)."""
-        raise NotImplementedError
 
     # --- Jacobians ------------------------------------------------------------------------
+    @abstractmethod
     def jacobian(self, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
                  structured: bool = True) -> Jacobian:
         """``d vec(out) / d vec(A)`` for the batch ``A``, named ``d{of}/d{wrt}``; kept in
         structured form (the builders' ``structured=True``) or flat."""
-        raise NotImplementedError
 
     def param_jacobian(
         self, symbol: str, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
         structured: bool = True,
     ) -> Jacobian:
         """``d vec(out) / d vec(param)`` of the parameter ``symbol`` (one of ``params``)."""
-        raise NotImplementedError
+        raise ValueError(f"{self!r} has no parameter {symbol!r}; its parameters are "
+                         f"{self.params or 'none'}")
 
     # --- display --------------------------------------------------------------------------
     def _settings(self) -> str:
