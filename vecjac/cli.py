@@ -270,9 +270,10 @@ def _output_folder(path: str, option: str) -> Path:
 
 
 def _pair(values: list[int], option: str) -> tuple[int, int]:
-    """``explain``'s sizes: one int (square) or two (height, width)."""
+    """One int (both axes, or both channel counts) or two (height, width; C_in, C_out)."""
     if len(values) not in (1, 2):
-        _fail(f"{option} takes one or two ints (N, or H W), got {len(values)}: "
+        forms = "C, or C_in C_out" if option == "--channels" else "N, or H W"
+        _fail(f"{option} takes one or two ints ({forms}), got {len(values)}: "
               f"{' '.join(map(str, values))}")
     return (values[0], values[-1])
 
@@ -527,7 +528,7 @@ def explore(args: argparse.Namespace) -> int:
     from .explore import explore_html
 
     try:
-        settings = {key: _explore_pair(getattr(args, dest), f"--{dest}") for key, dest in
+        settings = {key: _pair(getattr(args, dest), f"--{dest}") for key, dest in
                     (("input_size", "input"), ("kernel_size", "kernel"),
                      ("channels", "channels"), ("stride", "stride"), ("padding", "padding"))}
         out = Path(args.out)
@@ -547,15 +548,6 @@ def explore(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(page.encode()) / 1024:.0f} KB): open it in any browser, "
           "from disk (no server, no network)")
     return 0
-
-
-def _explore_pair(values: list[int], option: str) -> tuple[int, int]:
-    """One int (both axes, or both channel counts) or two (height, width; C_in, C_out)."""
-    if len(values) not in (1, 2):
-        forms = "C, or C_in C_out" if option == "--channels" else "N, or H W"
-        raise ValueError(f"{option} takes one or two ints ({forms}), got {len(values)}: "
-                         f"{' '.join(map(str, values))}")
-    return (values[0], values[-1])
 
 
 def _explore_parser(sub) -> None:

@@ -269,14 +269,22 @@ class Sequential:
             return J, paper_gradients(self, cache, y)
         return J, self._direct_gradients(cache, y)
 
-    def _chain_gradients(self, J: dict[str, Jacobian]) -> dict[str, NDArray]:
+    def _chain_gradients(self, J: dict[str, Jacobian], n_samples: int | None = None
+                         ) -> dict[str, NDArray]:
         """Section 3.2: ``dJ/dtheta`` is a row times the Jacobians in order; its transpose,
-        ``unvec``-ed, is the gradient."""
+        ``unvec``-ed, is the gradient.  With ``n_samples``, each sample's part of the row
+        times its block of the parameter's Jacobian, without the sum over samples."""
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
         for upper, lower in pairwise(self.chain):
             row = row @ J[f"d{upper}/d{lower}"]  # dJ/d lower
             for theta in self._params_of(lower):
-                grads[theta] = unvec(row @ J[f"d{lower}/d{theta}"], self.params[theta].shape)
+                shape, J_theta = self.params[theta].shape, J[f"d{lower}/d{theta}"]
+                if n_samples is None:
+                    grads[theta] = unvec(row @ J_theta, shape)
+                else:
+                    rows = per_sample_rmat(J_theta._structure, row, n_samples)
+                    grads[theta] = (unvec(rows.ravel(), (n_samples,) + shape) if len(shape) >= 2
+                                    else rows.reshape((n_samples,) + shape))
         return grads
 
     def per_sample_gradients(self, X: ArrayLike, y: ArrayLike) -> dict[str, NDArray]:
@@ -294,16 +302,7 @@ class Sequential:
         N = cache["X"].shape[0]
         y = self._targets(y, N)
         with jac.shared_patterns():
-            J = self._cached_jacobians(cache, y, wrt_X=False)
-        grads, row = {}, np.ones(1, dtype=self.dtype)
-        for upper, lower in pairwise(self.chain):
-            row = row @ J[f"d{upper}/d{lower}"]
-            for theta in self._params_of(lower):
-                shape = self.params[theta].shape
-                rows = per_sample_rmat(J[f"d{lower}/d{theta}"]._structure, row, N)
-                grads[theta] = (unvec(rows.ravel(), (N,) + shape) if len(shape) >= 2
-                                else rows.reshape((N,) + shape))
-        return grads
+            return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False), N)
 
     def _direct_gradients(self, cache: dict, y) -> dict[str, NDArray]:
         top, grads = cache[self.top], {}
