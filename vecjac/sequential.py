@@ -304,6 +304,29 @@ class Sequential:
         with jac.shared_patterns():
             return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False), N)
 
+    # --- beyond gradients (vecjac.curvature) ---------------------------------------------
+    def ggn(self, X: ArrayLike, y: ArrayLike, diagonal: bool = False):
+        """The exact generalized Gauss-Newton matrix ``J_theta^T H J_theta``, split at
+        ``Z_L`` (``H``: the Hessian of the loss, output activation included, with respect to
+        ``Z_L``): dense ``(P, P)`` in ``params`` order, or its diagonal as a dict like
+        ``params`` with ``diagonal=True``.  See :func:`vecjac.curvature.ggn`."""
+        from .curvature import ggn
+
+        return ggn(self, X, y, diagonal)
+
+    def ggn_operator(self, X: ArrayLike, y: ArrayLike):
+        """:meth:`ggn` as a ``scipy.sparse.linalg.LinearOperator`` (no ``P x P`` matrix)."""
+        from .curvature import ggn_operator
+
+        return ggn_operator(self, X, y)
+
+    def ntk(self, X1: ArrayLike, X2: ArrayLike | None = None, of: str | None = None) -> NDArray:
+        """The empirical NTK ``J_theta(X1) J_theta(X2)^T`` of ``of`` (default ``Z_L``), shape
+        ``(N1, N2, m, m)``.  See :func:`vecjac.curvature.ntk`."""
+        from .curvature import ntk
+
+        return ntk(self, X1, X2, of)
+
     def _direct_gradients(self, cache: dict, y) -> dict[str, NDArray]:
         top, grads = cache[self.top], {}
         if self.from_logits:
