@@ -30,6 +30,8 @@ FIGURES = {
     "chain_order": ["chain_order.png"],
     "train_digits": ["train_digits.png"],
     "conv_spectrum": ["conv_spectrum.png"],
+    "beyond_gradients": ["beyond_per_sample.png", "beyond_ggn.png", "beyond_ntk.png",
+                         "beyond_spectrum.png", "beyond_chain.png"],
 }
 
 

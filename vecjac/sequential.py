@@ -349,12 +349,20 @@ class Sequential:
         of, wrt : str
             Names on the chain (``"A3"``, ``"Z2"``, ``"J"`` with ``y``) and a variable below
             ``of`` (an activation ``"X"``, ``"A1"``, ... or a parameter ``"K1"``, ``"W3"``).
-        order : {"reverse", "forward"}
+        order : {"reverse", "forward", "optimal"}
             ``"reverse"`` multiplies left to right (from ``of`` down, as back-propagation),
-            ``"forward"`` right to left (from ``wrt`` up).  The results are equal.
+            ``"forward"`` right to left (from ``wrt`` up).  ``"optimal"`` multiplies in the
+            bracketing of least predicted cost, found by dynamic programming over the
+            sub-chains with a cost model from the factors' sparsity (matrix chain ordering,
+            :mod:`vecjac.bracketing`); reverse and forward are two of its candidates.  The
+            results are equal.
         report : bool
-            Also return a list with each intermediate product's name, shape, nnz (of its
-            flat form) and structure.
+            Also return a :class:`vecjac.bracketing.ChainReport`: a list with each
+            product's name, shape, nnz (of its flat form), structure, sub-bracketing and
+            multiply-adds (``cost``, counted from its operands; ``predicted``, the model's),
+            in the order performed; its attributes ``bracketing`` (the whole bracketing with
+            the factors' names), ``predicted_cost``, ``performed_cost`` and ``predicted``
+            (the predicted cost of every order).
         structured : bool
             Multiply through the factors (default): a per-sample product such as ``dZ2/dX``
             stays one block per sample, ``I_N (x) M``.  ``False``: flat sparse products.
@@ -363,23 +371,27 @@ class Sequential:
         -------
         Jacobian ``d of / d wrt`` (and the report).
         """
+        from . import bracketing as br
+
         factors = self._path(of, wrt)
-        if order not in ("reverse", "forward"):
-            raise ValueError(f"order must be 'reverse' or 'forward', got {order!r}")
+        if not isinstance(order, str) or order not in br.ORDERS:
+            raise ValueError(f"order must be 'reverse', 'forward' or 'optimal', got {order!r}")
         cache = self._forward(X)
         if of == "J" and y is None:
             raise ValueError("of='J' needs the labels y")
         y = None if y is None else self._targets(y, cache["X"].shape[0])
         J = self._cached_jacobians(cache, y, structured=structured)
         mats = [J[name] for name in factors]
-        if order == "forward":
-            mats = mats[::-1]
-        product, steps = mats[0], []
-        for factor in mats[1:]:
-            product = product @ factor if order == "reverse" else factor @ product
-            steps.append({"product": product.name, "shape": product.shape, "nnz": product.nnz,
-                          "structure": product.structure})
-        return (product, steps) if report else product
+        costs = br.ChainCosts(mats) if report or order == "optimal" else None
+        tree = br.bracketing(order, costs if costs is not None else len(mats))
+        product, steps = br.multiply_chain(mats, tree, costs if report else None)
+        if not report:
+            return product
+        predicted = {o: costs.cost(br.bracketing(o, costs)) for o in br.ORDERS}
+        return product, br.ChainReport(
+            steps, order=order, bracketing=br.format_bracketing(tree, factors),
+            predicted_cost=costs.cost(tree), performed_cost=sum(s["cost"] for s in steps),
+            predicted=predicted)
 
     def _path(self, of: str, wrt: str) -> list[str]:
         chain = self.chain + ["X"]
