@@ -199,3 +199,34 @@ def restore_budget():
     before = vj.get_memory_budget()
     yield before
     vj.set_memory_budget(before)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("stride, padding, mode", [(1, 1, "zeros"), ((2, 1), (0, 2), "zeros"),
+                                                   (1, 1, "circular"), (2, 0, "zeros")])
+def test_conv_products_through_the_direct_kernels_equal_flat_products(N, stride, padding, mode):
+    """``R @ dZ/dA`` (matrix product and col2im) and ``R @ dZ/dK`` (one product with the
+    unfolded input, given by the forward pass or unfolded on first use) equal the flat
+    products; the lazy factors keep their description, and build to the flat matrix."""
+    rng = np.random.default_rng(N)
+    A, K = rng.standard_normal((N, 2, 7, 6)), rng.standard_normal((3, 2, 3, 2))
+    _, cols = vj.direct.conv2d(A, K, None, stride, padding, return_cols=True, padding_mode=mode)
+    kw = dict(padding_mode=mode)
+    built = {
+        "dZ/dA": jac.conv_wrt_input(K, A.shape, stride, padding, **kw),
+        "dZ/dK": jac.conv_wrt_kernel(A, K.shape, stride, padding, **kw),
+        "dZ/dK with cols": jac.conv_wrt_kernel(A, K.shape, stride, padding, cols=cols, **kw),
+    }
+    flat = {"dZ/dA": jac.conv_wrt_input(K, A.shape, stride, padding, structured=False, **kw),
+            "dZ/dK": jac.conv_wrt_kernel(A, K.shape, stride, padding, structured=False, **kw)}
+    for name, J in built.items():
+        F = flat[name.split()[0]].matrix
+        described, nnz = J.structure, J.nnz
+        R = rng.standard_normal((3, F.shape[0]))
+        close(R @ J, R @ F)
+        close(R[0] @ J, R[0] @ F)
+        close(J.gradient(R[1]), vj.unvec(R[1] @ F, J.wrt_shape))
+        assert J._structure.rows is not None and nnz == F.nnz
+        assert J.nbytes <= flat[name.split()[0]].nbytes  # builds the factor
+        assert J.structure == described  # the factor has the nnz announced
+        same_entries(J.matrix, F)

@@ -223,9 +223,11 @@ class Sequential:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, name, below = self.layers[i], self.names[i], self.inputs[i]
             A, p = cache[below], self._local(i)
+            context = cache.get((i, "context"))  # the forward's im2col, reused by dZ/dK
+            extra = {} if context is None else {"context": context}
             for symbol, theta in self.param_names[i].items():
                 add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta,
-                    structured)
+                    structured, **extra)
             if i > 0 or wrt_X:
                 add(f"d{name}/d{below}", layer.jacobian, A, p, name, below, structured)
         return out
@@ -257,7 +259,7 @@ class Sequential:
         """``J`` and the gradients of :meth:`gradients`, from one forward pass."""
         if method not in ("jacobian", "paper", "direct"):
             raise ValueError(f"method must be 'jacobian', 'paper' or 'direct', got {method!r}")
-        cache = self._forward(X, context=method == "direct")
+        cache = self._forward(X, context=method in ("direct", "jacobian"))
         y = self._targets(y, cache["X"].shape[0])
         J = self._loss(cache[self.top], y)
         if method == "jacobian":

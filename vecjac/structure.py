@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from .budget import index_dtype
 
-__all__ = ["Structure", "Flat", "Kron", "Diagonal", "BlockDiag", "KronRows", "Tile",
+__all__ = ["Structure", "Flat", "Lazy", "Kron", "Diagonal", "BlockDiag", "KronRows", "Tile",
            "product", "per_sample_rmat"]
 
 
@@ -121,12 +121,39 @@ class Flat(Structure):
         return f"flat {_size(self.matrix)}"
 
 
-class Kron(Structure):
-    """``I_n (x) M``: the same block ``M`` for each of ``n`` samples (or channels)."""
+class Lazy:
+    """A factor built on first use: its ``shape`` and ``nnz`` known from the shapes alone, its
+    CSR matrix from ``build()`` (a zero-argument function), then kept.  A builder hands one to
+    :class:`Kron` or :class:`KronRows` when the gradient path may never need the matrix."""
 
-    def __init__(self, n: int, M: sp.csr_array):
-        self.n, self.M = int(n), sp.csr_array(M)
-        self.shape = (self.n * M.shape[0], self.n * M.shape[1])
+    def __init__(self, build, shape, nnz: int):
+        self.build, self.shape, self.nnz = build, (int(shape[0]), int(shape[1])), int(nnz)
+
+
+def _factor(M):
+    """``(matrix or None, lazy or None)`` of a factor given as a matrix or a :class:`Lazy`."""
+    return (None, M) if isinstance(M, Lazy) else (sp.csr_array(M), None)
+
+
+class Kron(Structure):
+    """``I_n (x) M``: the same block ``M`` for each of ``n`` samples (or channels).
+
+    ``M`` may be a :class:`Lazy` factor, built on first access to ``M``; ``rows`` (optional)
+    is a function ``R -> R @ J`` that a builder gives when a direct kernel computes the
+    product faster than the sparse factor (a convolution's transpose: one matrix product and
+    col2im), and :meth:`rmatmat` then uses it: the matrix is the same either way.
+    """
+
+    def __init__(self, n: int, M, rows=None):
+        self.n, (self._M, self._lazy), self.rows = int(n), _factor(M), rows
+        m_o, m_i = self._block_shape = (self._lazy or self._M).shape
+        self.shape = (self.n * m_o, self.n * m_i)
+
+    @property
+    def M(self) -> sp.csr_array:
+        if self._M is None:
+            self._M = sp.csr_array(self._lazy.build())
+        return self._M
 
     @property
     def factors(self):
@@ -134,10 +161,11 @@ class Kron(Structure):
 
     @property
     def nnz(self) -> int:
-        return self.n * int(self.M.nnz)
+        return self.n * int(self._lazy.nnz if self._M is None else self._M.nnz)
 
     def __str__(self) -> str:
-        return f"kron(I_{self.n}, {_size(self.M)})"
+        (m_o, m_i), block_nnz = self._block_shape, self.nnz // max(self.n, 1)
+        return f"kron(I_{self.n}, {m_o}x{m_i} nnz {block_nnz})"
 
     def map(self, fn):
         return Kron(self.n, fn(self.M))
@@ -146,6 +174,8 @@ class Kron(Structure):
         return _repeated(self.M, self.n, self.shape, shift_columns=True)
 
     def rmatmat(self, R):
+        if self.rows is not None:
+            return self.rows(R)
         k = R.shape[0]
         out = R.reshape(k * self.n, self.M.shape[0]) @ self.M
         return np.asarray(out).reshape(k, self.shape[1])
@@ -250,21 +280,33 @@ class KronRows(Structure):
     """Rows stacked over ``n`` samples, sample ``s``'s rows ``I_c (x) P_s``; ``P`` holds the
     blocks ``P_s`` one under the other, shape ``(n h, q)``."""
 
-    def __init__(self, n: int, c: int, P: sp.csr_array):
-        self.n, self.c, self.P = int(n), int(c), sp.csr_array(P)
-        self.h, self.q = self.P.shape[0] // self.n, self.P.shape[1]
+    def __init__(self, n: int, c: int, P, rows=None):
+        self.n, self.c, (self._P, self._lazy), self.rows = int(n), int(c), _factor(P), rows
+        n_rows, self.q = (self._lazy or self._P).shape
+        self.h = n_rows // self.n
         self.shape = (self.n * self.c * self.h, self.c * self.q)
+
+    @property
+    def P(self) -> sp.csr_array:
+        """The samples' blocks ``P_s`` one under the other (built on first access if lazy)."""
+        if self._P is None:
+            self._P = sp.csr_array(self._lazy.build())
+        return self._P
 
     @property
     def factors(self):
         return (self.P,)
 
     @property
+    def P_nnz(self) -> int:
+        return int(self._lazy.nnz if self._P is None else self._P.nnz)
+
+    @property
     def nnz(self) -> int:
-        return self.c * int(self.P.nnz)
+        return self.c * self.P_nnz
 
     def __str__(self) -> str:
-        return f"rows {self.n} x kron(I_{self.c}, {self.h}x{self.q}), P nnz {self.P.nnz}"
+        return f"rows {self.n} x kron(I_{self.c}, {self.h}x{self.q}), P nnz {self.P_nnz}"
 
     def map(self, fn):
         return KronRows(self.n, self.c, fn(self.P))
@@ -278,6 +320,8 @@ class KronRows(Structure):
         return _csr(G.data, G.indices + shift, G.indptr, self.shape)
 
     def rmatmat(self, R):
+        if self.rows is not None:
+            return self.rows(R)
         k, (n, c, h) = R.shape[0], (self.n, self.c, self.h)
         rows = R.reshape(k, n, c, h).transpose(0, 2, 1, 3).reshape(k * c, n * h)
         return np.asarray(rows @ self.P).reshape(k, c * self.q)

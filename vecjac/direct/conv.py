@@ -68,8 +68,8 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
     check_padding_mode(padding_mode, padding, A.shape[2:])
     cols = _im2col(A, K.shape[2:], stride, padding, padding_mode)  # (C_in h_k w_k, N h_z w_z)
     N, (hz, wz) = A.shape[0], conv_output_shape(A.shape[2:], K.shape[2:], stride, padding)
-    Z = (K.reshape(K.shape[0], -1) @ cols).reshape(K.shape[0], N, hz, wz)  # one BLAS product
-    Z = np.ascontiguousarray(Z.transpose(1, 0, 2, 3))
+    per_sample = cols.reshape(cols.shape[0], N, hz * wz).transpose(1, 0, 2)  # a view
+    Z = np.matmul(K.reshape(K.shape[0], -1), per_sample).reshape(N, K.shape[0], hz, wz)
     if b is not None:
         b = as_float_array(b, "b", ndims=(1,))
         if b.shape[0] != K.shape[0]:
@@ -108,7 +108,6 @@ def conv2d_backward(
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
     check_padding_mode(padding_mode, padding, A.shape[2:])
     dZ = _check_upstream(dZ, A, K, stride, padding, single)
-    (hs, ws), (hp, wp) = stride, padding
     hk, wk = K.shape[2:]
     N, C_in, ha, wa = A.shape
     _, _, hz, wz = dZ.shape
@@ -120,11 +119,23 @@ def conv2d_backward(
         raise ValueError(f"cols has shape {cols.shape}, expected (C_in h_k w_k, N h_z w_z) = "
                          f"{expected}: pass what conv2d(A, K, return_cols=True) returned")
     dZ_mat = dZ.transpose(1, 0, 2, 3).reshape(dZ.shape[1], -1)  # (C_out, N h_z w_z)
-    dK = (dZ_mat @ cols.T).reshape(K.shape)
+    dK = _kernel_grad_from_rows(dZ_mat, cols, K.shape)
     db = dZ_mat.sum(axis=1)
 
     if not input_grad:
         return None, dK, db
+    dA = _input_grad_from_rows(dZ_mat, K, (N, C_in, ha, wa), stride, padding, padding_mode)
+    return (dA[0] if single else dA), dK, db
+
+
+def _input_grad_from_rows(dZ_mat: NDArray, K: NDArray, input_shape, stride, padding,
+                          padding_mode: str = "zeros") -> NDArray:
+    """``dA`` of shape ``input_shape`` (N, C_in, h_a, w_a) from ``dZ_mat = dL/dZ`` as rows
+    ``(C_out, N h_z w_z)``: one matrix product for the columns of ``dA``, then col2im (one
+    strided addition per kernel offset).  Arguments are taken as checked."""
+    (hs, ws), (hp, wp), (hk, wk) = stride, padding, K.shape[2:]
+    N, C_in, ha, wa = input_shape
+    hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
     dcols = (K.reshape(K.shape[0], -1).T @ dZ_mat).reshape(C_in, hk, wk, N, hz, wz)
     dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dcols.dtype)
     for u in range(hk):  # col2im: one strided addition per kernel offset
@@ -133,8 +144,15 @@ def conv2d_backward(
                 1, 0, 2, 3)
     if padding_mode == "circular":  # the padding is a copy of the input: fold it back
         dA_pad = _fold_wrap(_fold_wrap(dA_pad, hp, 2), wp, 3)
-    dA = dA_pad[:, :, hp : hp + ha, wp : wp + wa]
-    return (dA[0] if single else np.ascontiguousarray(dA)), dK, db
+    if not (hp or wp):
+        return dA_pad
+    return np.ascontiguousarray(dA_pad[:, :, hp : hp + ha, wp : wp + wa])
+
+
+def _kernel_grad_from_rows(dZ_mat: NDArray, cols: NDArray, kernel_shape) -> NDArray:
+    """``dK`` of ``kernel_shape`` from ``dZ_mat`` ``(C_out, N h_z w_z)`` and the unfolded
+    input ``cols`` ``(C_in h_k w_k, N h_z w_z)``: one matrix product."""
+    return (dZ_mat @ cols.T).reshape(kernel_shape)
 
 
 def dilate(dZ: ArrayLike, stride=1) -> NDArray:

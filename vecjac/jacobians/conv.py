@@ -50,9 +50,10 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..budget import check_budget, check_csr_budget, csr_nbytes, index_dtype
+from ..budget import check_budget, check_csr_budget, csr_nbytes, get_memory_budget, index_dtype
+from ..direct.conv import _im2col, _input_grad_from_rows, _kernel_grad_from_rows
 from ..jacobian import Jacobian
-from ..structure import Kron, KronRows, Tile
+from ..structure import Kron, KronRows, Lazy, Tile
 from ..vec import as_float_array, as_pair, as_shape, check_padding_mode, conv_output_shape, vec
 from ._csr import assemble_csr
 
@@ -194,9 +195,7 @@ def conv_wrt_input(
     K = as_float_array(K, "K", ndims=(4,))
     shape = as_shape(input_shape, "input_shape")
     if structured and len(shape) == 4:
-        M = conv_wrt_input(K, shape[1:], stride, padding, max_bytes=max_bytes, structured=False,
-                           padding_mode=padding_mode)
-        return Jacobian(Kron(shape[0], M.matrix), of, wrt, shape[:1] + M.of_shape, shape)
+        return _structured_wrt_input(K, shape, stride, padding, of, wrt, max_bytes, padding_mode)
     pattern = _checked_pattern(input_shape, K.shape, stride, padding, K.dtype, max_bytes,
                                padding_mode)
     n_samples = pattern.input_shape[0] if len(pattern.input_shape) == 4 else 1
@@ -217,6 +216,7 @@ def conv_wrt_kernel(
     max_bytes: int | None = None,
     structured: bool = True,
     padding_mode: str = "zeros",
+    cols: NDArray | None = None,
 ) -> Jacobian:
     """``d vecZ / d vecK`` of ``Z = A * K + b``, stacked over kernels (and samples).
 
@@ -225,6 +225,10 @@ def conv_wrt_kernel(
     A : array_like, shape (C_in, h_a, w_a) or (N, C_in, h_a, w_a)
     kernel_shape : (C_out, C_in, h_k, w_k)
     stride, padding, of, wrt, max_bytes, padding_mode : as :func:`conv_wrt_input`
+    cols : ndarray, optional
+        The unfolded input that ``vecjac.direct.conv2d(A, K, ..., return_cols=True)``
+        returned for this ``A`` and geometry: the structured form's products ``R @ J`` use it
+        (one dense matrix product, as the direct backward pass) instead of unfolding ``A``.
 
     Returns
     -------
@@ -238,12 +242,8 @@ def conv_wrt_kernel(
     A = as_float_array(A, "A", ndims=(3, 4))
     kernel_shape = as_shape(kernel_shape, "kernel_shape")
     if structured and len(kernel_shape) == 4:
-        P = conv_wrt_kernel(A, (1,) + kernel_shape[1:], stride, padding, max_bytes=max_bytes,
-                            structured=False, padding_mode=padding_mode)
-        n = A.shape[0] if A.ndim == 4 else 1
-        of_shape = P.of_shape[:-3] + (kernel_shape[0],) + P.of_shape[-2:]
-        return Jacobian(KronRows(n, kernel_shape[0], P.matrix), of, wrt, of_shape,
-                        kernel_shape)
+        return _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes,
+                                      padding_mode, cols)
     pattern = _checked_pattern(A.shape, kernel_shape, stride, padding, A.dtype, max_bytes,
                                padding_mode)
     per_sample = np.take(vec(A).reshape(-1, A[0].size if A.ndim == 4 else A.size),
@@ -333,6 +333,76 @@ def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0,
 def clear_pattern_cache() -> None:
     """Forget every cached convolution pattern (they hold memory proportional to nnz)."""
     _pattern.cache_clear()
+
+
+# --- structured forms ---------------------------------------------------------------------
+def _structured_wrt_input(K, shape, stride, padding, of, wrt, max_bytes, padding_mode):
+    """``I_N (x) M``: ``M`` (one sample's ``dZ/dA``) built on first use; ``R @ J`` runs the
+    direct backward pass's matrix product and col2im on ``R`` read as ``dL/dZ``."""
+    one = shape[1:]
+    pattern = _checked_pattern(one, K.shape, stride, padding, K.dtype, max_bytes, padding_mode)
+    max_bytes = _budget_now(max_bytes)  # the lazy build keeps the budget checked here
+    n_rows, n_cols = pattern.indptr.size - 1, int(np.prod(one))
+    build = lambda: conv_wrt_input(K, one, stride, padding, max_bytes=max_bytes,  # noqa: E731
+                                   structured=False, padding_mode=padding_mode).matrix
+    stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    rows = lambda R: _input_rows(R, K, shape, stride, padding, padding_mode)  # noqa: E731
+    M = Lazy(build, (n_rows, n_cols), pattern.nnz)
+    return Jacobian(Kron(shape[0], M, rows=rows), of, wrt, shape[:1] + pattern.output_shape,
+                    shape)
+
+
+def _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes, padding_mode,
+                           cols):
+    """Sample ``s``'s rows ``I_{C_out} (x) P_s``: ``P`` built on first use; ``R @ J`` is one
+    dense product with the unfolded input (the direct backward pass's ``dK``)."""
+    one_kernel = (1,) + kernel_shape[1:]
+    pattern = _checked_pattern(A.shape, one_kernel, stride, padding, A.dtype, max_bytes,
+                               padding_mode)
+    max_bytes = _budget_now(max_bytes)  # the lazy build keeps the budget checked here
+    build = lambda: conv_wrt_kernel(A, one_kernel, stride, padding,  # noqa: E731
+                                    max_bytes=max_bytes, structured=False,
+                                    padding_mode=padding_mode).matrix
+    n = A.shape[0] if A.ndim == 4 else 1
+    P = Lazy(build, (pattern.indptr.size - 1, int(np.prod(one_kernel))), pattern.nnz)
+    stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
+    unfolded = {} if cols is None else {"cols": cols}
+
+    def rows(R):
+        if "cols" not in unfolded:  # unfold A once, on the first product
+            batch = A if A.ndim == 4 else A[None]
+            unfolded["cols"] = _im2col(batch, kernel_shape[2:], stride, padding, padding_mode)
+        return _kernel_rows(R, unfolded["cols"], kernel_shape, n, pattern.output_shape[-2:])
+
+    of_shape = pattern.output_shape[:-3] + (kernel_shape[0],) + pattern.output_shape[-2:]
+    return Jacobian(KronRows(n, kernel_shape[0], P, rows=rows), of, wrt, of_shape,
+                    kernel_shape)
+
+
+def _budget_now(max_bytes: int | None) -> int:
+    """The budget a call checks against: its own ``max_bytes``, else the process's now."""
+    return get_memory_budget() if max_bytes is None else max_bytes
+
+
+def _input_rows(R: NDArray, K: NDArray, input_shape, stride, padding, padding_mode):
+    """``R @ dZ/dA`` for rows ``R`` ``(k, N C_out h_z w_z)``: each row is ``vec(dL/dZ)`` of the
+    batch, back-propagated to ``vec(dL/dA)`` by the direct pass."""
+    k, (N, C_in, ha, wa), c_out = R.shape[0], input_shape, K.shape[0]
+    hz, wz = conv_output_shape((ha, wa), K.shape[2:], stride, padding)
+    dZ = R.reshape(k * N, c_out, wz, hz)  # vec order: (w, h) within a channel
+    dZ_mat = dZ.transpose(1, 0, 3, 2).reshape(c_out, -1)  # (C_out, k N h_z w_z)
+    dA = _input_grad_from_rows(dZ_mat, K, (k * N, C_in, ha, wa), stride, padding, padding_mode)
+    return vec(dA).reshape(k, -1)
+
+
+def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray:
+    """``R @ dZ/dK`` for rows ``R`` ``(k, n C_out h_z w_z)``: ``dL/dK`` of each row read as
+    ``vec(dL/dZ)``, one matrix product with the unfolded input, read back in ``vec(K)``."""
+    k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
+    dZ = R.reshape(k, n, c_out, wz, hz)
+    dZ_mat = dZ.transpose(0, 2, 1, 4, 3).reshape(k * c_out, n * hz * wz)
+    dK = _kernel_grad_from_rows(dZ_mat, cols, (k * c_out,) + tuple(kernel_shape[1:]))
+    return vec(dK).reshape(k, -1)
 
 
 # --- construction -------------------------------------------------------------------------

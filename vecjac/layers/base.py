@@ -102,9 +102,10 @@ class Layer(ABC):
 
     def param_jacobian(
         self, symbol: str, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
-        structured: bool = True,
+        structured: bool = True, context=None,
     ) -> Jacobian:
-        """``d vec(out) / d vec(param)`` of the parameter ``symbol`` (one of ``params``)."""
+        """``d vec(out) / d vec(param)`` of the parameter ``symbol`` (one of ``params``);
+        ``context`` is what :meth:`forward_with_context` returned for ``A`` (or ``None``)."""
         raise ValueError(f"{self!r} has no parameter {symbol!r}; its parameters are "
                          f"{self.params or 'none'}")
 

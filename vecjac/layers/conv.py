@@ -80,10 +80,10 @@ class Conv2d(Layer):
         return jac.conv_wrt_input(p["K"], A.shape, self.stride, self.padding, of=of, wrt=wrt,
                                   structured=structured)
 
-    def param_jacobian(self, symbol, A, p, of, wrt, structured=True) -> Jacobian:
-        if symbol == "K":
+    def param_jacobian(self, symbol, A, p, of, wrt, structured=True, context=None) -> Jacobian:
+        if symbol == "K":  # the forward pass's im2col (context) serves the products R @ J
             return jac.conv_wrt_kernel(A, p["K"].shape, self.stride, self.padding, of=of,
-                                       wrt=wrt, structured=structured)
+                                       wrt=wrt, structured=structured, cols=context)
         return jac.conv_wrt_bias((A.shape[0],) + self.output_shape, of=of, wrt=wrt,
                                  dtype=A.dtype, structured=structured)
 

@@ -67,7 +67,7 @@ class Dense(Layer):
     def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
         return jac.dense_wrt_input(p["W"], A.shape[1], of=of, wrt=wrt, structured=structured)
 
-    def param_jacobian(self, symbol, A, p, of, wrt, structured=True) -> Jacobian:
+    def param_jacobian(self, symbol, A, p, of, wrt, structured=True, context=None) -> Jacobian:
         if symbol == "W":
             return jac.dense_wrt_weight(A, self.out_features, of=of, wrt=wrt,
                                         structured=structured)
