@@ -103,15 +103,43 @@ def per_sample_row(repeat: int) -> dict:
         np.testing.assert_allclose(ours[k], theirs[k].numpy(), rtol=1e-9, atol=1e-12)
     torch_ms = median_ms(lambda: per_sample(p, Xt, yt), repeat)
     return row | {"torch": "vmap(grad)", "torch_ms": torch_ms, "vecjac/torch": per_ms / torch_ms,
-                  "backpack": _backpack_note()}
+                  **_backpack(torch, net, X, y, ours, per_ms, repeat)}
 
 
-def _backpack_note() -> str:
+def _backpack(torch, net, X, y, ours, per_ms, repeat) -> dict:
+    """BackPACK's ``BatchGrad`` on network N as a ``torch.nn.Sequential`` (weights copied
+    from vecjac's, the Linear's columns permuted to PyTorch's flatten order), if installed."""
     try:
-        import backpack  # noqa: F401
+        import backpack
     except ImportError:
-        return "BackPACK not installed"
-    return "BackPACK installed but not timed"
+        return {"backpack": "BackPACK not installed"}
+    nn, (c1, c2) = torch.nn, (net.params["K1"].shape[0], net.params["K2"].shape[0])
+    model = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.Sigmoid(), nn.AvgPool2d(2),
+                          nn.Conv2d(c1, c2, 3, padding=1), nn.Sigmoid(), nn.AvgPool2d(2),
+                          nn.Flatten(), nn.Linear(c2 * 7 * 7, 10)).double()
+    W = net.params["W3"].T.reshape(10, c2, 7, 7).transpose(0, 1, 3, 2)  # vec: (c, w, h)
+    with torch.no_grad():
+        for layer, (K, b) in zip((model[0], model[3]), (("K1", "b1"), ("K2", "b2")),
+                                 strict=True):
+            layer.weight.copy_(torch.tensor(net.params[K]))
+            layer.bias.copy_(torch.tensor(net.params[b]))
+        model[7].weight.copy_(torch.tensor(W.reshape(10, -1)))
+        model[7].bias.copy_(torch.tensor(net.params["b3"]))
+    model = backpack.extend(model)
+    lossfunc = backpack.extend(nn.CrossEntropyLoss(reduction="sum"))
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+
+    def batch_grad():
+        model.zero_grad()
+        loss = lossfunc(model(Xt), yt)
+        with backpack.backpack(backpack.extensions.BatchGrad()):
+            loss.backward()
+        return model[0].weight.grad_batch
+
+    np.testing.assert_allclose(batch_grad().numpy(), ours["K1"], rtol=1e-9, atol=1e-12)
+    backpack_ms = median_ms(batch_grad, repeat)
+    return {"backpack": "BatchGrad", "backpack_ms": backpack_ms,
+            "vecjac/backpack": per_ms / backpack_ms}
 
 
 def ntk_row(repeat: int) -> dict:

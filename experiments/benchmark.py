@@ -29,6 +29,8 @@ import scipy
 
 sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 
+import bench_beyond  # noqa: E402
+import bench_chain  # noqa: E402
 import bench_layers  # noqa: E402
 
 import vecjac as vj  # noqa: E402
@@ -166,8 +168,9 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
         "torch_ms": torch_ms,
         "direct/torch": direct_ms / torch_ms,
     }
-    if flat < 2e9:  # the end-to-end dZ2/dX, through the factors and as flat products
-        e2e = {s: median_ms(lambda s=s: net.jacobian(X, "Z2", "X", structured=s),
+    if flat < 2e9:  # dZ2/dX: through the factors (order="optimal") against flat reverse products
+        e2e = {s: median_ms(lambda s=s: net.jacobian(X, "Z2", "X", structured=s,
+                                                     order="optimal" if s else "reverse"),
                             max(3, repeat // 5)) for s in (True, False)}
         row.update({"dZ2/dX_ms": e2e[True], "dZ2/dX_flat_ms": e2e[False],
                     "flat/structured": e2e[False] / e2e[True]})
@@ -206,6 +209,14 @@ def _torch_ms(net, X, y, repeat: int) -> float:
     return median_ms(step, repeat)
 
 
+def _malloc_settings() -> str:
+    """The glibc allocator tunables set in the environment (the README explains why they
+    matter: freed large temporaries go back to the OS and are page-faulted in again)."""
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+    set_ = [f"{n}={os.environ[n]}" for n in names if n in os.environ]
+    return ", ".join(set_) or "defaults"
+
+
 def _torch_version() -> str:
     try:
         import torch
@@ -238,17 +249,25 @@ def main(argv=None) -> int:
     print(f"vecjac {vj.__version__} benchmark, {datetime.date.today()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, numpy {np.__version__}, scipy "
-          f"{scipy.__version__}{_torch_version()}; median of {repeat}")
+          f"{scipy.__version__}{_torch_version()}; median of {repeat}; glibc malloc: "
+          f"{_malloc_settings()}")
     print("\nConvolution Jacobians, flat builds (one sample, float64; times in ms):\n")
     print(markdown(conv_rows(repeat)))
     print("\nPooling and activation Jacobians, flat builds, batch 64x16x28x28 (times in ms):\n")
     print(markdown(bench_layers.rows(repeat)))
     print("\nNetworks, batch 64: gradient of the summed loss three ways, bytes held by the "
           "Jacobians (structured) against their flat CSR bytes, the end-to-end dZ2/dX through "
-          "the factors and as flat products (times in ms; torch_ms is PyTorch's CPU autograd "
+          "the factors in the optimal order against flat products in reverse order (times in "
+          "ms; torch_ms is PyTorch's CPU autograd "
           f"in float64 if torch is installed, else the float32 reference {TORCH_REFERENCE_MS} "
           "ms):\n")
     print(_markdown_rows(network_rows(repeat)))
+    print("\nEnd-to-end Jacobians of network N (batch 64) in three orders, as net.jacobian "
+          "is called (times in ms):\n")
+    print(markdown(bench_chain.chain_order_rows(max(3, repeat // 5))))
+    print("\nBeyond gradients (times in ms; PyTorch and BackPACK when installed, results "
+          "checked equal first):\n")
+    print(_markdown_rows(bench_beyond.beyond_rows(max(3, repeat // 2))))
     return 0
 
 

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 import vecjac as vj
 from vecjac import jacobians as jac
+from vecjac.structure import per_sample_rmat, per_sample_rmatmat
 
 BATCHES = [1, 2, 3, 5]
 REL = 1e-12
@@ -110,6 +111,29 @@ def test_structured_equals_flat_build_and_its_products(case, N):
     close(op.matmat(V), M @ V)
     close(op.rmatmat(R.T), M.T @ R.T)
     assert fresh._matrix is None or fresh.structure.startswith("flat")
+
+
+PARAMETER_CASES = [name for name in CASE_NAMES if name.startswith(("conv_wrt_kernel s",
+                                                                   "conv_wrt_bias",
+                                                                   "dense_wrt_weight",
+                                                                   "dense_wrt_bias"))]
+
+
+@pytest.mark.parametrize("N", BATCHES)
+@pytest.mark.parametrize("case", PARAMETER_CASES)
+def test_per_sample_products_equal_a_loop_over_the_flat_blocks(case, N):
+    """Sample ``n``'s part of each row times sample ``n``'s block of rows, against slices of
+    the flat matrix sample by sample (an independent loop)."""
+    rng = np.random.default_rng(10 + N)
+    build = dict(builders(N, rng))[case]
+    M = build(False).matrix.toarray()
+    R = rng.standard_normal((3, M.shape[0]))
+    h = M.shape[0] // N
+    expected = np.stack([R[:, n * h:(n + 1) * h] @ M[n * h:(n + 1) * h] for n in range(N)])
+    got = per_sample_rmatmat(build(True)._structure, R, N)
+    assert got.shape == (N, 3, M.shape[1])
+    close(got, expected)
+    close(per_sample_rmat(build(True)._structure, R[1], N), expected[:, 1])
 
 
 def test_structure_descriptions():

@@ -34,7 +34,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import direct
 from .budget import MemoryBudgetError, check_budget, get_memory_budget
 from .layers import Activation, Pool2d
-from .structure import KronRows, Structure, Tile, per_sample_rmat
+from .structure import Structure, per_sample_rmatmat
 from .vec import unvec, vec
 
 if TYPE_CHECKING:
@@ -158,22 +158,8 @@ def parameter_jacobian(net: Sequential, cache: dict, of: str) -> NDArray:
 
 def _per_sample_rows(s: Structure, R: NDArray, N: int) -> NDArray:
     """Sample ``n``'s part of each row of ``R`` (``k`` rows) times sample ``n``'s block of
-    rows of the parameter Jacobian ``s``: ``(N k, size)``, rows sample-outermost.
-
-    The conv kernel's ``I_C (x) P_n`` is one batched GEMM over samples (``P`` dense: the
-    im2col columns, the size of the direct pass's); a shared bias's rows ``G`` one GEMM;
-    other structures, each row through :func:`per_sample_rmat`.
-    """
-    k = R.shape[0]
-    if isinstance(s, KronRows) and s.n == N:  # (N, k c, h) @ (N, h, q)
-        rows = R.reshape(k, N, s.c, s.h).transpose(1, 0, 2, 3).reshape(N, k * s.c, s.h)
-        P = s.P.toarray() if sp.issparse(s.P) else np.asarray(s.P)
-        return np.matmul(rows, P.reshape(N, s.h, s.q)).reshape(N * k, s.c * s.q)
-    if isinstance(s, Tile):
-        m = s.shape[0] // N
-        return np.asarray(R.reshape(k, N, m).transpose(1, 0, 2).reshape(N * k, m) @ s.G)
-    each = np.stack([per_sample_rmat(s, r, N) for r in R])  # (k, N, size)
-    return each.transpose(1, 0, 2).reshape(N * k, -1)
+    rows of the parameter Jacobian ``s``: ``(N k, size)``, rows sample-outermost."""
+    return per_sample_rmatmat(s, R, N).reshape(N * R.shape[0], -1)
 
 
 # --- the loss's Hessian with respect to Z_L -----------------------------------------------

@@ -300,7 +300,7 @@ class Sequential:
         ``gradients(X, y)``; with ``reduction="mean"`` each sample's gradient carries the
         ``1/N`` of the loss.
         """
-        cache = self._forward(X)
+        cache = self._forward(X, context=True)  # the forward's im2col, reused by dZ/dK
         N = cache["X"].shape[0]
         y = self._targets(y, N)
         with jac.shared_patterns():

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from .budget import index_dtype
 
 __all__ = ["Structure", "Flat", "Lazy", "Kron", "Diagonal", "BlockDiag", "KronRows", "Tile",
-           "product", "per_sample_rmat"]
+           "product", "per_sample_rmat", "per_sample_rmatmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -280,8 +280,9 @@ class KronRows(Structure):
     """Rows stacked over ``n`` samples, sample ``s``'s rows ``I_c (x) P_s``; ``P`` holds the
     blocks ``P_s`` one under the other, shape ``(n h, q)``."""
 
-    def __init__(self, n: int, c: int, P, rows=None):
+    def __init__(self, n: int, c: int, P, rows=None, per_sample=None):
         self.n, self.c, (self._P, self._lazy), self.rows = int(n), int(c), _factor(P), rows
+        self.per_sample = per_sample  # R -> (n, k, c q): sample s's part of each row @ its rows
         n_rows, self.q = (self._lazy or self._P).shape
         self.h = n_rows // self.n
         self.shape = (self.n * self.c * self.h, self.c * self.q)
@@ -443,21 +444,38 @@ def per_sample_rmat(s: Structure, row: NDArray, n: int) -> NDArray:
     sample ``k``'s part of the row and sample ``k``'s rows of ``J``.  Summing the output over
     its first axis gives ``row @ J``.
     """
-    row = np.asarray(row).ravel()
-    m = s.shape[0] // n
+    return per_sample_rmatmat(s, np.asarray(row).reshape(1, -1), n)[:, 0]
+
+
+def per_sample_rmatmat(s: Structure, R: NDArray, n: int) -> NDArray:
+    """:func:`per_sample_rmat` for each of the ``k`` rows of ``R``: ``(n, k, cols)``.
+
+    A conv kernel's :class:`KronRows` with a ``per_sample`` kernel runs it (one batched
+    matrix product with the unfolded input); a shared bias's :class:`Tile` is one product
+    with ``G``; otherwise each sample's part of each row becomes a row of a sparse matrix
+    laid out over the samples' blocks of columns, times ``P`` (or the flat ``J``).
+    """
+    k, m = R.shape[0], s.shape[0] // n
     if isinstance(s, Tile):
-        return np.asarray(row.reshape(n, m) @ s.G)
-    if isinstance(s, KronRows) and s.n == n:  # sample k: sum_j e_j (x) (r_kj @ P_k)
-        rows = _sample_rows(row, n * s.c, s.h, s.n * s.h, s.c)
-        return np.asarray((rows @ s.P).toarray()).reshape(n, s.c * s.q)
-    return np.asarray((_sample_rows(row, n, m, s.shape[0], 1) @ s.materialise()).toarray())
+        parts = R.reshape(k, n, m).transpose(1, 0, 2).reshape(n * k, m)
+        return np.asarray(parts @ s.G).reshape(n, k, -1)
+    if isinstance(s, KronRows) and s.n == n:  # sample t: sum_j e_j (x) (r_tj @ P_t)
+        if s.per_sample is not None:
+            return s.per_sample(R)
+        rows = _sample_rows(R.ravel(), k * n * s.c, s.h, s.n * s.h, s.c)
+        out = np.asarray((rows @ s.P).toarray()).reshape(k, n, s.c * s.q)
+        return out.transpose(1, 0, 2)
+    out = np.asarray((_sample_rows(R.ravel(), k * n, m, s.shape[0], 1) @ s.materialise())
+                     .toarray())
+    return out.reshape(k, n, -1).transpose(1, 0, 2)
 
 
 def _sample_rows(row: NDArray, n_rows: int, length: int, n_cols: int, per_block: int):
     """A sparse ``(n_rows, n_cols)`` matrix whose row ``t`` holds ``row[t*length:(t+1)*length]``
-    in the columns of block ``t // per_block`` (each block ``length`` columns wide)."""
+    in the columns of block ``t // per_block`` (each block ``length`` columns wide; the
+    blocks start again from the first after the last, for the next row of a matrix)."""
     t = np.arange(n_rows)
-    first = (t // per_block) * length
+    first = (t // per_block) % (n_cols // length) * length
     indices = (first[:, None] + np.arange(length)[None, :]).ravel()
     indptr = np.arange(0, n_rows * length + 1, length)
     return _csr(row, indices, indptr, (n_rows, n_cols))

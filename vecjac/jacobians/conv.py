@@ -368,15 +368,21 @@ def _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes,
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
     unfolded = {} if cols is None else {"cols": cols}
 
-    def rows(R):
+    def columns():
         if "cols" not in unfolded:  # unfold A once, on the first product
             batch = A if A.ndim == 4 else A[None]
             unfolded["cols"] = _im2col(batch, kernel_shape[2:], stride, padding, padding_mode)
-        return _kernel_rows(R, unfolded["cols"], kernel_shape, n, pattern.output_shape[-2:])
+        return unfolded["cols"]
+
+    def rows(R):
+        return _kernel_rows(R, columns(), kernel_shape, n, pattern.output_shape[-2:])
+
+    def per_sample(R):
+        return _kernel_rows_per_sample(R, columns(), kernel_shape, n, pattern.output_shape[-2:])
 
     of_shape = pattern.output_shape[:-3] + (kernel_shape[0],) + pattern.output_shape[-2:]
-    return Jacobian(KronRows(n, kernel_shape[0], P, rows=rows), of, wrt, of_shape,
-                    kernel_shape)
+    return Jacobian(KronRows(n, kernel_shape[0], P, rows=rows, per_sample=per_sample), of, wrt,
+                    of_shape, kernel_shape)
 
 
 def _budget_now(max_bytes: int | None) -> int:
@@ -403,6 +409,17 @@ def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray
     dZ_mat = dZ.transpose(0, 2, 1, 4, 3).reshape(k * c_out, n * hz * wz)
     dK = _kernel_grad_from_rows(dZ_mat, cols, (k * c_out,) + tuple(kernel_shape[1:]))
     return vec(dK).reshape(k, -1)
+
+
+def _kernel_rows_per_sample(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray:
+    """:func:`_kernel_rows` without the sum over samples: ``(n, k, C_out C_in h_k w_k)``,
+    sample ``s``'s ``dL/dK`` from its own part of each row and its own columns, one batched
+    matrix product ``(n, k C_out, h_z w_z) @ (n, h_z w_z, C_in h_k w_k)``."""
+    k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
+    dZ = R.reshape(k, n, c_out, wz, hz).transpose(1, 0, 2, 4, 3).reshape(n, k * c_out, hz * wz)
+    per_sample = cols.reshape(cols.shape[0], n, hz * wz).transpose(1, 2, 0)
+    dK = np.matmul(dZ, per_sample).reshape((n, k) + tuple(kernel_shape))
+    return vec(dK).reshape(n, k, -1)
 
 
 # --- construction -------------------------------------------------------------------------

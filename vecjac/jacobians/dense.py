@@ -63,7 +63,12 @@ def dense_wrt_input(
     N = _samples(n_samples)
     if structured and n_samples is not None:
         M = dense_wrt_input(W, None, max_bytes=max_bytes, structured=False)
-        return Jacobian(Kron(N, M.matrix), of, wrt, _fc_shape(W.shape[1], N),
+        n_in, n_out = W.shape
+
+        def rows(R):  # each sample's part of each row times W3^T: one dense product
+            return (R.reshape(-1, n_out) @ W.T).reshape(R.shape[0], N * n_in)
+
+        return Jacobian(Kron(N, M.matrix, rows=rows), of, wrt, _fc_shape(W.shape[1], N),
                         _fc_shape(W.shape[0], N))
     n_in, n_out = W.shape
     shape = (N * n_out, N * n_in)
@@ -104,7 +109,17 @@ def dense_wrt_weight(
     n_in, N = B.shape[0], (B.shape[1] if B.ndim == 2 else 1)
     if structured:
         P = dense_wrt_weight(B, 1, max_bytes=max_bytes, structured=False).matrix  # B^T
-        return Jacobian(KronRows(N, n_out, P), of, wrt, (n_out,) + B.shape[1:], (n_in, n_out))
+        B2 = B.reshape(n_in, N)
+
+        def rows(R):  # sum_s r_s B2[:, s]^T per output: (k, n_out, N) @ (N, n_in), vec(W)
+            return (R.reshape(-1, N, n_out).transpose(0, 2, 1) @ B2.T).reshape(R.shape[0], -1)
+
+        def per_sample(R):  # sample s: r_s (x) B2[:, s], (N, k, n_out n_in)
+            outer = R.reshape(-1, N, n_out).transpose(1, 0, 2)[..., None] * B2.T[:, None, None]
+            return outer.reshape(N, R.shape[0], n_out * n_in)
+
+        return Jacobian(KronRows(N, n_out, P, rows=rows, per_sample=per_sample), of, wrt,
+                        (n_out,) + B.shape[1:], (n_in, n_out))
     shape = (N * n_out, n_in * n_out)
     itype = check_csr_budget(N * n_out * n_in, shape, B.dtype, "dZ3/dW3", max_bytes)
     columns = np.arange(n_out, dtype=itype)[:, None] * n_in + np.arange(n_in, dtype=itype)
