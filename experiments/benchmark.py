@@ -264,7 +264,8 @@ def main(argv=None) -> int:
     print(_markdown_rows(network_rows(repeat)))
     print("\nEnd-to-end Jacobians of network N (batch 64) in three orders, as net.jacobian "
           "is called (times in ms):\n")
-    print(markdown(bench_chain.chain_order_rows(max(3, repeat // 5))))
+    chain = bench_chain.chain_order_rows(max(3, repeat // 5))
+    print(markdown([{k: row[k] for k in bench_chain.KEYS} for row in chain]))
     print("\nBeyond gradients (times in ms; PyTorch and BackPACK when installed, results "
           "checked equal first):\n")
     print(_markdown_rows(bench_beyond.beyond_rows(max(3, repeat // 2))))

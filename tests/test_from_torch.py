@@ -45,6 +45,11 @@ def leaves(model):
 
 # (id, modules, input_shape, loss, n_out); every supported module and setting appears
 CASES = [
+    ("circular-tanh-avg-logits", lambda: [
+        nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(3, 2, (3, 2), stride=(1, 2), padding=(2, 1), padding_mode="circular"),
+        nn.Sigmoid(), nn.Flatten(), 3,
+    ], (2, 8, 6), "cross_entropy", 3),
     ("relu-maxpad-logits", lambda: [
         nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1),
         nn.Conv2d(3, 4, (2, 3), stride=(2, 1)), nn.Tanh(), nn.Flatten(), 6, nn.ReLU(), 5,
@@ -253,8 +258,8 @@ REFUSED = [
     (lambda: [MyConv(1, 2, 3)], 0, TypeError, "MyConv is not supported"),
     (lambda: [nn.Conv2d(1, 2, 3, dilation=2)], 0, ValueError, r"dilation=\(2, 2\)"),
     (lambda: [nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3, groups=2)], 1, ValueError, "groups=2"),
-    (lambda: [nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")], 0, ValueError,
-     "padding_mode='circular'"),
+    (lambda: [nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect")], 0, ValueError,
+     "padding_mode='reflect'"),
     (lambda: [nn.Conv2d(1, 2, 2, padding="same")], 0, ValueError, "padding='same'.*even"),
     (lambda: [nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True)], 1, ValueError,
      "ceil_mode=True"),

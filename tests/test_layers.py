@@ -19,6 +19,9 @@ CASES = [
     (Conv2d(2, (2, 3), stride=(2, 1), padding=(0, 1)), (3, 6, 5), LINEAR),
     (Conv2d(1, 1), (2, 3, 3), LINEAR),
     (Conv2d(2, 4, stride=3), (1, 4, 4), LINEAR),  # kernel equal to the input
+    (Conv2d(2, 3, padding=1, padding_mode="circular"), (2, 4, 5), LINEAR),
+    (Conv2d(2, (3, 2), stride=(2, 1), padding=(2, 1), padding_mode="circular"), (1, 5, 4),
+     LINEAR),
     (Pool2d("avg", 2), (2, 4, 6), LINEAR),
     (Pool2d("avg", 3, stride=2, padding=1), (2, 5, 5), LINEAR),
     (Pool2d("max", 2, stride=1), (2, 4, 5), NONLINEAR),
@@ -88,6 +91,7 @@ def test_backward_is_the_jacobians_transpose(layer, shape, method, rng):
     (lambda: Conv2d(2, 0), "kernel_size"),
     (lambda: Conv2d(2, 3, stride=0), "stride"),
     (lambda: Conv2d(2, 3, padding=-1), "padding"),
+    (lambda: Conv2d(2, 3, padding_mode="reflect"), "padding_mode"),
     (lambda: Pool2d("mean"), "unknown pool 'mean'"),
     (lambda: Pool2d("max", 2, padding=2), "larger than half the pool size"),
     (lambda: Pool2d("max", ties="last"), "unknown ties 'last'"),
@@ -108,6 +112,14 @@ def test_settings_are_kept_normalised():
     assert pool.stride == (2, 3) and pool.padding == (0, 0)
     bound = conv.bind((2, 8, 8))
     assert bound.output_shape == (4, 4, 8) and conv.output_shape is None  # bind copies
+
+
+def test_circular_padding_is_checked_against_the_input():
+    with pytest.raises(ValueError, match="padding .* is larger than the input"):
+        Conv2d(2, 3, padding=4, padding_mode="circular").bind((1, 3, 3))
+    with pytest.raises(ValueError, match="kernel_size .* larger than the input"):
+        Conv2d(2, 4, padding=1, padding_mode="circular").bind((1, 3, 3))
+    assert "padding_mode='circular'" in repr(Conv2d(2, padding_mode="circular"))
 
 
 def test_base_class_is_abstract_and_parameter_free_layers_say_so(rng):

@@ -123,9 +123,13 @@ def ntk(net: Sequential, X1: ArrayLike, X2: ArrayLike | None = None,
     X2 = X1 if X2 is None else net._check_X(X2)
     N1, N2 = X1.shape[0], X2.shape[0]
     check_budget(N1 * N2 * m * m * net.dtype.itemsize, f"the NTK of {of} ({N1}x{N2}x{m}x{m})")
-    J1 = parameter_jacobian(net, net._forward(X1), of)
-    J2 = J1 if X2 is X1 else parameter_jacobian(net, net._forward(X2), of)
-    return (J1 @ J2.T).reshape(N1, m, N2, m).transpose(0, 2, 1, 3)
+    J1, dense1 = _sweep(net, net._forward(X1), of, factor_dense=True)
+    J2, dense2 = (J1, dense1) if X2 is X1 else _sweep(net, net._forward(X2), of, True)
+    K = (J1 @ J2.T).reshape(N1, m, N2, m)
+    for theta, (R1, B1) in dense1.items():  # J_W J_W^T = (R R^T) * (B^T B), entry by entry
+        R2, B2 = dense2[theta]
+        K += np.einsum("nio,pjo->nipj", R1, R2) * (B1 @ B2.T)[:, None, :, None]
+    return K.transpose(0, 2, 1, 3)
 
 
 def parameter_jacobian(net: Sequential, cache: dict, of: str) -> NDArray:
@@ -136,24 +140,46 @@ def parameter_jacobian(net: Sequential, cache: dict, of: str) -> NDArray:
     is ``d (sum_n of_in) / d lower``.  Every Jacobian with respect to an activation is block
     diagonal over samples, so the samples' parts of a row never mix and the sum loses
     nothing; at a parameter, each sample's part of each row times its block of rows gives
-    that sample's row of ``J_theta`` (:func:`vecjac.structure.per_sample_rmat`).
+    that sample's row of ``J_theta`` (:func:`vecjac.structure.per_sample_rmatmat`).
     """
+    return _sweep(net, cache, of)[0]
+
+
+def _sweep(net: Sequential, cache: dict, of: str, factor_dense: bool = False):
+    """:func:`parameter_jacobian`; with ``factor_dense``, a dense layer's weight ``W`` is
+    left out of the matrix and returned as its two factors instead: sample ``n``'s rows of
+    ``d of / d W`` are ``R_n (x) B_n^T`` (``R_n``: its ``m`` rows of ``d of / d Z``, ``B_n``:
+    the layer's input), ``{theta: (R (N, m, n_out), B (N, n_in))}``; the NTK needs only
+    ``R R^T`` and ``B^T B`` of them, not the ``m N x n_in n_out`` matrix."""
     N, m = cache["X"].shape[0], int(np.prod(net.shapes[of]))
-    P = sum(value.size for value in net.params.values())
+    owner = {theta: (i, symbol) for i, names in enumerate(net.param_names)
+             for symbol, theta in names.items()}
+    factored = {theta for theta, (i, symbol) in owner.items()
+                if factor_dense and symbol == "W"}
+    P = sum(value.size for theta, value in net.params.items() if theta not in factored)
     check_budget(N * m * P * net.dtype.itemsize, f"d{of}/dtheta, dense ({N * m}x{P})")
     J = net._cached_jacobians(cache, wrt_X=False)
     blocks: dict[str, NDArray] = {}
+    dense: dict[str, tuple[NDArray, NDArray]] = {}
+
+    def rows_of(name: str, R: NDArray) -> None:
+        for theta in net._params_of(name):
+            if theta in factored:
+                B = cache[net.inputs[owner[theta][0]]]  # (n_in, N), the FC layout
+                dense[theta] = (R.reshape(m, N, -1).transpose(1, 0, 2), B.T)
+            else:
+                blocks[theta] = _per_sample_rows(J[f"d{name}/d{theta}"]._structure, R, N)
+
     R = np.tile(np.eye(m, dtype=net.dtype), N)  # d (sum_n of_in) / d of
-    for theta in net._params_of(of):
-        blocks[theta] = _per_sample_rows(J[f"d{of}/d{theta}"]._structure, R, N)
-    chain = net.chain[net.chain.index(of):]
-    for upper, lower in pairwise(chain):
+    rows_of(of, R)
+    for upper, lower in pairwise(net.chain[net.chain.index(of):]):
         R = R @ J[f"d{upper}/d{lower}"]
-        for theta in net._params_of(lower):
-            blocks[theta] = _per_sample_rows(J[f"d{lower}/d{theta}"]._structure, R, N)
-    return np.concatenate([blocks[theta] if theta in blocks else
-                           np.zeros((N * m, value.size), dtype=net.dtype)
-                           for theta, value in net.params.items()], axis=1)
+        rows_of(lower, R)
+    matrix = np.concatenate([blocks[theta] if theta in blocks else
+                             np.zeros((N * m, value.size), dtype=net.dtype)
+                             for theta, value in net.params.items() if theta not in factored],
+                            axis=1)
+    return matrix, dense
 
 
 def _per_sample_rows(s: Structure, R: NDArray, N: int) -> NDArray:

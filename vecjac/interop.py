@@ -85,8 +85,9 @@ def from_torch(model: torch.nn.Sequential, input_shape, loss: str | None = None,
     ==================  ===========================================  ==========================
     torch.nn            settings                                     vecjac.layers
     ==================  ===========================================  ==========================
-    ``Conv2d``          ``padding_mode="zeros"``, ``dilation=1``,    ``Conv2d(C_out, kernel,
-                        ``groups=1``; padding an int or pair,        stride, padding)``
+    ``Conv2d``          ``padding_mode`` "zeros" or "circular",      ``Conv2d(C_out, kernel,
+                        ``dilation=1``, ``groups=1``; padding an     stride, padding,
+                        int or pair,                                 padding_mode)``
                         ``"valid"`` (0) or ``"same"`` with odd
                         kernel sizes (``(k - 1) / 2``, what torch
                         pads); ``bias=False`` allowed
@@ -216,8 +217,8 @@ def _pair(value) -> tuple:
 
 
 def _conv(m) -> Conv2d:
-    _require(m.padding_mode == "zeros", f"padding_mode={m.padding_mode!r} is not supported: "
-             "vecjac's Conv2d pads with zeros (padding_mode='zeros')")
+    _require(m.padding_mode in ("zeros", "circular"), f"padding_mode={m.padding_mode!r} is "
+             "not supported: vecjac's Conv2d pads with zeros or circularly")
     _require(_pair(m.dilation) == (1, 1), f"dilation={m.dilation} is not supported: vecjac's "
              "Conv2d has no dilation (dilation=1)")
     _require(m.groups == 1, f"groups={m.groups} is not supported: vecjac's Conv2d connects "
@@ -230,7 +231,7 @@ def _conv(m) -> Conv2d:
                  f"{m.kernel_size} pads unevenly, which vecjac's Conv2d cannot: give an int "
                  "padding or an odd kernel size")
         padding = tuple((k - 1) // 2 for k in m.kernel_size)
-    return Conv2d(m.out_channels, m.kernel_size, m.stride, padding)
+    return Conv2d(m.out_channels, m.kernel_size, m.stride, padding, m.padding_mode)
 
 
 def _avg_pool(m) -> Pool2d:

@@ -82,7 +82,8 @@ def _kernel_and_bias(dJ_dvZ, A_prev, K, layer) -> tuple[NDArray, NDArray]:
     for i in range(K.shape[1]):
         # the samples' blocks d_vZ_j/d_vK_{j,i}, stacked: built from A_i alone
         block = jac.conv_wrt_kernel(A_prev[:, i : i + 1], (1, 1) + K.shape[2:],
-                                    layer.stride, layer.padding, structured=False)
+                                    layer.stride, layer.padding, structured=False,
+                                    padding_mode=layer.padding_mode)
         dJ_dvK_i = (block.matrix.T @ rows.T).T  # (c_out, h_k w_k): row j is dJ/d_vK_{j,i}
         grad_K[:, i] = unvec(dJ_dvK_i, (c_out,) + K.shape[2:])  # row j -> K_{j,i}
     grad_b = rows @ np.ones(N * hw_z)  # (dJ/d_vZ 1)^T
@@ -95,6 +96,7 @@ def _input(dJ_dvZ, A_shape, K, layer) -> NDArray:
     dJ_dvA = np.zeros((N, c_in, h * w), dtype=dJ_dvZ.dtype)
     for i in range(c_in):
         for j in range(K.shape[0]):
-            block = jac.conv_block_wrt_input(K[j, i], (h, w), layer.stride, layer.padding)
+            block = jac.conv_block_wrt_input(K[j, i], (h, w), layer.stride, layer.padding,
+                                             padding_mode=layer.padding_mode)
             dJ_dvA[:, i] += (block.matrix.T @ dJ_dvZ[:, j].T).T
     return dJ_dvA

@@ -312,13 +312,14 @@ def conv_block_wrt_kernel(A_i: ArrayLike, kernel_size, stride=1, padding=0,
 
 
 def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0,
-    *, max_bytes: int | None = None) -> Jacobian:
+    *, max_bytes: int | None = None, padding_mode: str = "zeros") -> Jacobian:
     """Block form: the note's ``d vecZ_j / d vecA_i``, from ``K_{j,i}`` alone.
 
     Parameters
     ----------
     K_ji : array_like, shape (h_k, w_k)
     input_size : int or (h_a, w_a)
+    padding_mode : {"zeros", "circular"}, as :func:`conv_wrt_input`
 
     Returns
     -------
@@ -326,7 +327,8 @@ def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0,
     """
     K_ji = as_float_array(K_ji, "K_ji", ndims=(2,))
     ha, wa = as_pair(input_size, "input_size", 1)
-    J = conv_wrt_input(K_ji[None, None], (1, ha, wa), stride, padding, max_bytes=max_bytes)
+    J = conv_wrt_input(K_ji[None, None], (1, ha, wa), stride, padding, max_bytes=max_bytes,
+                       structured=False, padding_mode=padding_mode)
     return Jacobian(J.matrix, "Z_j", "A_i", J.of_shape[1:], (ha, wa))
 
 
