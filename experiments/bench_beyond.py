@@ -28,15 +28,25 @@ import numpy as np
 
 import vecjac as vj
 
+SETTLE = 0.3  # seconds before each block (interleaved_ms)
 
-def median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+
+def interleaved_ms(fns: dict, repeat: int, block: int = 5) -> dict:
+    """Median wall time in ms of each function over ``repeat`` runs, the functions taking
+    turns in blocks of ``block`` runs, so that a slow spell of the machine hits all alike.
+    Each block starts with a pause of ``SETTLE`` seconds and one untimed warm-up run: the
+    worker threads of one library (OpenBLAS under NumPy, OpenMP under PyTorch) keep spinning
+    for a while after its last call, and would otherwise take the cores from the next."""
+    times = {name: [] for name in fns}
+    for _ in range(max(1, -(-repeat // block))):
+        for name, fn in fns.items():
+            time.sleep(SETTLE)
+            fn()
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
 def network_n() -> vj.CNN:
@@ -82,38 +92,48 @@ def _torch():
 def per_sample_row(repeat: int) -> dict:
     net, rng = network_n(), np.random.default_rng(0)
     X, y = rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64)
-    per_ms = median_ms(lambda: net.per_sample_gradients(X, y), repeat)
-    batch_ms = median_ms(lambda: net.gradients(X, y), repeat)
-    row = {"quantity": "per-sample gradients, N, batch 64", "vecjac_ms": per_ms,
-           "yardstick": "vecjac batch gradient", "yardstick_ms": batch_ms,
-           "ratio": per_ms / batch_ms, "target": "<= 1.5"}
+    fns = {"vecjac": lambda: net.per_sample_gradients(X, y), "batch": lambda: net.gradients(X, y)}
+    row = {"quantity": "per-sample gradients, N, batch 64", "yardstick": "vecjac batch gradient"}
     torch = _torch()
     if torch is None:
-        return row | {"torch": "torch not installed"}
-    p = {k: torch.tensor(v) for k, v in net.params.items()}
+        row["torch"] = "torch not installed"
+    else:
+        p = {k: torch.tensor(v) for k, v in net.params.items()}
 
-    def loss(q, x, t):
-        return torch.nn.functional.cross_entropy(torch_logits(torch, net, q, x[None]), t[None],
-                                                 reduction="sum")
+        def loss(q, x, t):
+            return torch.nn.functional.cross_entropy(torch_logits(torch, net, q, x[None]),
+                                                     t[None], reduction="sum")
 
-    per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
-    Xt, yt = torch.tensor(X), torch.tensor(y)
-    ours = net.per_sample_gradients(X, y)
-    theirs = per_sample(p, Xt, yt)
-    for k in ours:
-        np.testing.assert_allclose(ours[k], theirs[k].numpy(), rtol=1e-9, atol=1e-12)
-    torch_ms = median_ms(lambda: per_sample(p, Xt, yt), repeat)
-    return row | {"torch": "vmap(grad)", "torch_ms": torch_ms, "vecjac/torch": per_ms / torch_ms,
-                  **_backpack(torch, net, X, y, ours, per_ms, repeat)}
+        per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
+        Xt, yt = torch.tensor(X), torch.tensor(y)
+        ours, theirs = net.per_sample_gradients(X, y), per_sample(p, Xt, yt)
+        for k in ours:
+            np.testing.assert_allclose(ours[k], theirs[k].numpy(), rtol=1e-9, atol=1e-12)
+        fns["torch"], row["torch"] = (lambda: per_sample(p, Xt, yt)), "vmap(grad)"
+        batch_grad = _backpack(torch, net, X, y, ours["K1"])
+        if batch_grad is None:
+            row["backpack"] = "BackPACK not installed"
+        else:
+            fns["backpack"], row["backpack"] = batch_grad, "BatchGrad"
+    t = interleaved_ms(fns, repeat)
+    row |= {"vecjac_ms": t["vecjac"], "yardstick_ms": t["batch"],
+            "ratio": t["vecjac"] / t["batch"], "target": "<= 1.5"}
+    if "torch" in t:
+        row |= {"torch_ms": t["torch"], "vecjac/torch": t["vecjac"] / t["torch"]}
+    if "backpack" in t:
+        row |= {"backpack_ms": t["backpack"], "vecjac/backpack": t["vecjac"] / t["backpack"],
+                "backpack target": "< 1"}
+    return row
 
 
-def _backpack(torch, net, X, y, ours, per_ms, repeat) -> dict:
-    """BackPACK's ``BatchGrad`` on network N as a ``torch.nn.Sequential`` (weights copied
-    from vecjac's, the Linear's columns permuted to PyTorch's flatten order), if installed."""
+def _backpack(torch, net, X, y, K1_per_sample):
+    """BackPACK's ``BatchGrad`` step on network N as a ``torch.nn.Sequential`` (weights
+    copied from vecjac's, the Linear's columns permuted to PyTorch's flatten order), checked
+    against vecjac's per-sample ``K1`` gradients; ``None`` if BackPACK is not installed."""
     try:
         import backpack
     except ImportError:
-        return {"backpack": "BackPACK not installed"}
+        return None
     nn, (c1, c2) = torch.nn, (net.params["K1"].shape[0], net.params["K2"].shape[0])
     model = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.Sigmoid(), nn.AvgPool2d(2),
                           nn.Conv2d(c1, c2, 3, padding=1), nn.Sigmoid(), nn.AvgPool2d(2),
@@ -139,67 +159,74 @@ def _backpack(torch, net, X, y, ours, per_ms, repeat) -> dict:
                 loss.backward()
         return model[0].weight.grad_batch
 
-    np.testing.assert_allclose(batch_grad().numpy(), ours["K1"], rtol=1e-9, atol=1e-12)
-    backpack_ms = median_ms(batch_grad, repeat)
-    return {"backpack": "BatchGrad", "backpack_ms": backpack_ms,
-            "vecjac/backpack": per_ms / backpack_ms}
+    np.testing.assert_allclose(batch_grad().numpy(), K1_per_sample, rtol=1e-9, atol=1e-12)
+    return batch_grad
 
 
 def ntk_row(repeat: int) -> dict:
     net = network_n()
     X = vj.data.load_digits(size=28).X_test[:64]
-    ntk_ms = median_ms(lambda: net.ntk(X), repeat)
-    row = {"quantity": "NTK of 64 digits, N (64x64x10x10)", "vecjac_ms": ntk_ms}
+    fns = {"vecjac": lambda: net.ntk(X)}
+    row = {"quantity": "NTK of 64 digits, N (64x64x10x10)"}
     torch = _torch()
     if torch is None:
-        return row | {"torch": "torch not installed"}
-    p = {k: torch.tensor(v) for k, v in net.params.items()}
-    Xt = torch.tensor(X)
+        row["torch"] = "torch not installed"
+    else:
+        p = {k: torch.tensor(v) for k, v in net.params.items()}
+        Xt = torch.tensor(X)
 
-    def f(q, x):
-        return torch_logits(torch, net, q, x[None])[0]
+        def f(q, x):
+            return torch_logits(torch, net, q, x[None])[0]
 
-    def tutorial():
-        jac = torch.func.vmap(torch.func.jacrev(f), (None, 0))(p, Xt)
-        return sum(torch.einsum("Naf,Mbf->NMab", jac[k].flatten(2), jac[k].flatten(2))
-                   for k in p)
+        def tutorial():
+            jac = torch.func.vmap(torch.func.jacrev(f), (None, 0))(p, Xt)
+            return sum(torch.einsum("Naf,Mbf->NMab", jac[k].flatten(2), jac[k].flatten(2))
+                       for k in p)
 
-    expected = tutorial().numpy()
-    np.testing.assert_allclose(net.ntk(X), expected, rtol=1e-9, atol=1e-12 * abs(expected).max())
-    torch_ms = median_ms(tutorial, repeat)
-    return row | {"torch": "vmap(jacrev) + einsum", "torch_ms": torch_ms,
-                  "vecjac/torch": ntk_ms / torch_ms, "target": "< 1"}
+        expected = tutorial().numpy()
+        np.testing.assert_allclose(net.ntk(X), expected, rtol=1e-9,
+                                   atol=1e-12 * abs(expected).max())
+        fns["torch"], row["torch"] = tutorial, "vmap(jacrev) + einsum"
+    t = interleaved_ms(fns, repeat)
+    row["vecjac_ms"] = t["vecjac"]
+    if "torch" in t:
+        row |= {"torch_ms": t["torch"], "vecjac/torch": t["vecjac"] / t["torch"], "target": "< 1"}
+    return row
 
 
 def ggn_row(repeat: int) -> dict:
     net, data = small_net(), vj.data.load_digits()
     X, y = data.X_test[:32], data.y_test[:32]
-    ggn_ms = median_ms(lambda: net.ggn(X, y), repeat)
     P = sum(v.size for v in net.params.values())
-    row = {"quantity": f"exact GGN, small net ({P} params, 32 digits)", "vecjac_ms": ggn_ms}
+    fns = {"vecjac": lambda: net.ggn(X, y)}
+    row = {"quantity": f"exact GGN, small net ({P} params, 32 digits)"}
     torch = _torch()
     if torch is None:
-        return row | {"torch": "torch not installed"}
-    p = {k: torch.tensor(v) for k, v in net.params.items()}
-    Xt, yt = torch.tensor(X), torch.tensor(y)
+        row["torch"] = "torch not installed"
+    else:
+        p = {k: torch.tensor(v) for k, v in net.params.items()}
+        Xt, yt = torch.tensor(X), torch.tensor(y)
 
-    def loss(z):
-        return torch.nn.functional.cross_entropy(z, yt, reduction="sum")
+        def loss(z):
+            return torch.nn.functional.cross_entropy(z, yt, reduction="sum")
 
-    def assembled():
-        jac = torch.func.jacrev(lambda q: torch_logits(torch, net, q, Xt))(p)
-        J = torch.cat([(jac[k].transpose(-1, -2) if jac[k].ndim >= 4 else jac[k])
-                       .reshape(len(y) * 10, -1) for k in p], dim=1)
-        z = torch_logits(torch, net, p, Xt)
-        H = torch.func.jacrev(torch.func.jacrev(loss))(z).reshape(len(y) * 10, len(y) * 10)
-        return J.T @ H @ J
+        def assembled():
+            jac = torch.func.jacrev(lambda q: torch_logits(torch, net, q, Xt))(p)
+            J = torch.cat([(jac[k].transpose(-1, -2) if jac[k].ndim >= 4 else jac[k])
+                           .reshape(len(y) * 10, -1) for k in p], dim=1)
+            z = torch_logits(torch, net, p, Xt)
+            H = torch.func.jacrev(torch.func.jacrev(loss))(z).reshape(len(y) * 10, len(y) * 10)
+            return J.T @ H @ J
 
-    expected = assembled().numpy()
-    np.testing.assert_allclose(net.ggn(X, y), expected, rtol=1e-8,
-                               atol=1e-11 * abs(expected).max())
-    torch_ms = median_ms(assembled, repeat)
-    return row | {"torch": "jacrev J, jacrev(jacrev) H", "torch_ms": torch_ms,
-                  "vecjac/torch": ggn_ms / torch_ms, "target": "< 1"}
+        expected = assembled().numpy()
+        np.testing.assert_allclose(net.ggn(X, y), expected, rtol=1e-8,
+                                   atol=1e-11 * abs(expected).max())
+        fns["torch"], row["torch"] = assembled, "jacrev J, jacrev(jacrev) H"
+    t = interleaved_ms(fns, repeat)
+    row["vecjac_ms"] = t["vecjac"]
+    if "torch" in t:
+        row |= {"torch_ms": t["torch"], "vecjac/torch": t["vecjac"] / t["torch"], "target": "< 1"}
+    return row
 
 
 def beyond_rows(repeat: int) -> list[dict]:

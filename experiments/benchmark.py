@@ -143,8 +143,13 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
     X, y = rng.random((64,) + input_shape), rng.integers(0, 10, 64)
     grad = {m: (lambda m=m: net.gradients(X, y, method=m)) for m in ("direct", "jacobian",
                                                                       "paper")}
-    direct_ms = median_ms(grad["direct"], repeat)
-    cached_ms = median_ms(grad["jacobian"], repeat)
+    steps = {"direct": grad["direct"], "jacobian": grad["jacobian"]}
+    torch_step = _torch_step(net, X, y)
+    if torch_step is not None:
+        steps["torch"] = torch_step
+    times = bench_beyond.interleaved_ms(steps, repeat)
+    direct_ms, cached_ms = times["direct"], times["jacobian"]
+    torch_ms = times.get("torch", TORCH_REFERENCE_MS)
     paper_ms = median_ms(grad["paper"], max(3, repeat // 5))
     jacobians = net.jacobians(X, y)
     nbytes = sum(J.nbytes for J in jacobians.values())
@@ -153,7 +158,6 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
     grad["jacobian"]()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    torch_ms = _torch_ms(net, X, y, repeat)
     row = {
         "network": name,
         "direct_ms": direct_ms,
@@ -177,13 +181,13 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
     return row
 
 
-def _torch_ms(net, X, y, repeat: int) -> float:
-    """PyTorch CPU autograd on the same network (float64), if torch is installed; else the
-    first quoted reference, 4.7 ms (float32, network N)."""
+def _torch_step(net, X, y):
+    """One step of PyTorch CPU autograd on the same network (float64), if torch is
+    installed; else ``None`` (the row then quotes the reference, 4.7 ms, float32, N)."""
     try:
         import torch
     except ImportError:
-        return TORCH_REFERENCE_MS
+        return None
     torch.set_num_threads(os.cpu_count() or 1)
     p = {k: torch.tensor(v, requires_grad=True) for k, v in net.params.items()}
     Xt, yt = torch.tensor(X), torch.tensor(y)
@@ -206,7 +210,7 @@ def _torch_ms(net, X, y, repeat: int) -> float:
         # the last layer, softmax, is fused into cross_entropy
         F.cross_entropy(h, yt, reduction="sum").backward()
 
-    return median_ms(step, repeat)
+    return step
 
 
 def _malloc_settings() -> str:

@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget, index_dtype
 from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
-from ..structure import BlockDiag
+from ..structure import BlockDiag, Kron
 from ..vec import as_float_array, vec
 from ._csr import assemble_csr
 from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
@@ -103,6 +103,12 @@ def pool(
         P = _kernel_P(args, I.dtype)
         J = conv_wrt_input(P, _folded(I.shape), args.stride, args.padding, max_bytes=max_bytes,
                            structured=structured)
+        if structured and _tiles(args, I.shape):  # R @ J: each entry spread over its window
+            s = J._structure
+            rows = lambda R: _tiled_average_rows(R, s.n, args.size,  # noqa: E731
+                                                 args.output_shape[-2:])
+            J = Jacobian(Kron(s.n, s._lazy or s.M, rows=rows), of, wrt, args.output_shape,
+                         I.shape)
         return J.renamed(of, wrt, args.output_shape, I.shape)
     if args.kind == "l2":
         matrix = _l2(I, args, max_bytes)
@@ -186,6 +192,23 @@ def _kernel_P(args: PoolArgs, dtype) -> NDArray:
     """The note's ``P^{[l]}``: ``h_l x w_l``, every entry ``1/(h_l w_l)``, as conv kernels."""
     h_l, w_l = args.size
     return np.full((1, 1, h_l, w_l), 1.0 / (h_l * w_l), dtype=dtype)
+
+
+def _tiles(args: PoolArgs, shape) -> bool:
+    """Whether the windows tile the input: stride = size, no padding, no leftover rows."""
+    (hk, wk), (ha, wa) = args.size, shape[-2:]
+    return args.stride == args.size and args.padding == (0, 0) and ha % hk == 0 \
+        and wa % wk == 0
+
+
+def _tiled_average_rows(R: NDArray, n: int, size, output_hw) -> NDArray:
+    """``R @ dA/dI`` for average pooling whose windows tile the input, on rows in vec order
+    (each channel's columns ``(w, h)``, ``h`` fastest): every entry of ``dJ/dA`` goes to the
+    ``h_l w_l`` entries of its window times ``1/(h_l w_l)``, one broadcast copy."""
+    (hk, wk), (hz, wz), k = size, output_hw, R.shape[0]
+    spread = np.empty((k * n, wz, wk, hz, hk), dtype=R.dtype)
+    np.multiply(R.reshape(k * n, wz, 1, hz, 1), 1.0 / (hk * wk), out=spread)
+    return spread.reshape(k, n * wz * wk * hz * hk)
 
 
 def _folded(shape) -> tuple[int, int, int, int]:
