@@ -124,27 +124,28 @@ def conv2d_backward(
 
     if not input_grad:
         return None, dK, db
-    dA = _input_grad_from_rows(dZ_mat, K, (N, C_in, ha, wa), stride, padding, padding_mode)
+    dA = _input_grad(dZ, K, (N, C_in, ha, wa), stride, padding, padding_mode)
     return (dA[0] if single else dA), dK, db
 
 
-def _input_grad_from_rows(dZ_mat: NDArray, K: NDArray, input_shape, stride, padding,
-                          padding_mode: str = "zeros") -> NDArray:
-    """``dA`` of shape ``input_shape`` (N, C_in, h_a, w_a) from ``dZ_mat = dL/dZ`` as rows
-    ``(C_out, N h_z w_z)``: one matrix product for the columns of ``dA``, then col2im (one
-    strided addition per kernel offset).  Arguments are taken as checked."""
+def _input_grad(dZ: NDArray, K: NDArray, input_shape, stride, padding,
+                padding_mode: str = "zeros") -> NDArray:
+    """``dA`` of shape ``input_shape`` (N, C_in, h_a, w_a) from ``dZ = dL/dZ`` (N, C_out, h_z,
+    w_z): per sample one matrix product ``K^T dZ_n`` for the columns of ``dA``, then col2im
+    (one strided addition per kernel offset, over contiguous rows).  Arguments are taken as
+    checked; ``dZ`` may be any array of that shape."""
     (hs, ws), (hp, wp), (hk, wk) = stride, padding, K.shape[2:]
     N, C_in, ha, wa = input_shape
-    hz, wz = conv_output_shape((ha, wa), (hk, wk), stride, padding)
-    dcols = (K.reshape(K.shape[0], -1).T @ dZ_mat).reshape(C_in, hk, wk, N, hz, wz)
+    c_out, (hz, wz) = K.shape[0], dZ.shape[2:]
+    K_cols = K.reshape(c_out, -1).T  # (C_in h_k w_k, C_out)
+    dcols = np.matmul(K_cols, dZ.reshape(N, c_out, hz * wz)).reshape(N, C_in, hk, wk, hz, wz)
     if (hs, ws) == (hk, wk) and (hz * hk, wz * wk) == (ha, wa) \
             and not (hp or wp):  # windows tile the input (e.g. 2x2 pooling): one copy
-        return dcols.transpose(3, 0, 4, 1, 5, 2).reshape(N, C_in, ha, wa)
+        return dcols.transpose(0, 1, 4, 2, 5, 3).reshape(N, C_in, ha, wa)
     dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dcols.dtype)
     for u in range(hk):  # col2im: one strided addition per kernel offset
         for v in range(wk):
-            dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dcols[:, u, v].transpose(
-                1, 0, 2, 3)
+            dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dcols[:, :, u, v]
     if padding_mode == "circular":  # the padding is a copy of the input: fold it back
         dA_pad = _fold_wrap(_fold_wrap(dA_pad, hp, 2), wp, 3)
     if not (hp or wp):
