@@ -5,7 +5,7 @@ over the column-major ``vec``; the chain rule is a product of them and a gradien
 transpose.  See README.md for a tour.
 """
 
-from . import data, direct, jacobians, layers, spectrum, testing
+from . import bracketing, curvature, data, direct, jacobians, layers, spectrum, testing
 from .budget import MemoryBudgetError, get_memory_budget, set_memory_budget
 from .interop import from_torch
 from .jacobian import Jacobian, convert_order, load_jacobian
@@ -24,6 +24,8 @@ __all__ = [
     "Jacobian",
     "load_jacobian",
     "accuracy",
+    "bracketing",
+    "curvature",
     "data",
     "train",
     "MemoryBudgetError",

@@ -368,20 +368,20 @@ def _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes,
     n = A.shape[0] if A.ndim == 4 else 1
     P = Lazy(build, (pattern.indptr.size - 1, int(np.prod(one_kernel))), pattern.nnz)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
-    unfolded: dict[str, NDArray] = {}
-    kernel_hw = tuple(kernel_shape[2:])
+    unfolded = {} if cols is None else {"cols": cols}
+    hw = pattern.output_shape[-2:]
 
-    def columns():  # the unfolded input in vec orientation, made once, on the first product
+    def columns():  # the unfolded input (the forward pass's, else made on the first product)
         if "cols" not in unfolded:
-            unfolded["cols"] = _vec_columns(A if A.ndim == 4 else A[None], kernel_hw, stride,
-                                            padding, padding_mode, cols)
+            batch = A if A.ndim == 4 else A[None]
+            unfolded["cols"] = _im2col(batch, kernel_shape[2:], stride, padding, padding_mode)
         return unfolded["cols"]
 
     def rows(R):
-        return _kernel_rows(R, columns(), kernel_shape[0], n)
+        return _kernel_rows(R, columns(), kernel_shape, n, hw)
 
     def per_sample(R):
-        return _kernel_rows_per_sample(R, columns(), kernel_shape[0], n)
+        return _kernel_rows_per_sample(R, columns(), kernel_shape, n, hw)
 
     of_shape = pattern.output_shape[:-3] + (kernel_shape[0],) + pattern.output_shape[-2:]
     return Jacobian(KronRows(n, kernel_shape[0], P, rows=rows, per_sample=per_sample), of, wrt,
@@ -394,8 +394,8 @@ def _budget_now(max_bytes: int | None) -> int:
 
 
 # Rows are in vec order: each channel's columns (w, h), h fastest; that is NumPy's layout of
-# the spatially transposed maps.  So the products below run the direct kernels on transposed
-# maps with the transposed kernel (stride and padding swapped), and nothing is transposed.
+# the spatially transposed maps.  So R @ dZ/dA runs the direct kernels on transposed maps
+# with the transposed kernel (stride and padding swapped), and nothing is transposed.
 def _input_rows(R: NDArray, K: NDArray, input_shape, stride, padding, padding_mode):
     """``R @ dZ/dA`` for rows ``R`` ``(k, N C_out h_z w_z)``: each row is ``vec(dL/dZ)`` of the
     batch, back-propagated to ``vec(dL/dA)`` by the direct pass."""
@@ -408,35 +408,26 @@ def _input_rows(R: NDArray, K: NDArray, input_shape, stride, padding, padding_mo
     return dA_T.reshape(k, -1)
 
 
-def _vec_columns(A: NDArray, kernel_hw, stride, padding, padding_mode, cols=None) -> NDArray:
-    """The unfolded input in vec orientation, ``(C_in w_k h_k, N w_z h_z)``: row ``(i, v, u)``
-    is ``vec(K)``'s order within a kernel, column ``(n, y, x)`` is ``vec(Z_n)``'s.  From the
-    forward pass's ``cols`` (``(C_in h_k w_k, N h_z w_z)``) when given, else unfolded anew."""
-    (hk, wk), (N, C) = kernel_hw, A.shape[:2]
-    hz, wz = conv_output_shape(A.shape[2:], kernel_hw, stride, padding)
-    if cols is not None and cols.shape == (C * hk * wk, N * hz * wz):
-        swapped = cols.reshape(C, hk, wk, N, hz, wz).transpose(0, 2, 1, 3, 5, 4)
-        return swapped.reshape(C * wk * hk, N * wz * hz)
-    return _im2col(A.swapaxes(-1, -2), kernel_hw[::-1], stride[::-1], padding[::-1],
-                   padding_mode)
-
-
-def _kernel_rows(R: NDArray, cols_T: NDArray, c_out: int, n: int) -> NDArray:
+def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray:
     """``R @ dZ/dK`` for rows ``R`` ``(k, n C_out h_z w_z)``: ``dL/dK`` of each row read as
-    ``vec(dL/dZ)``, one matrix product with the unfolded input, in ``vec(K)`` order."""
-    k, S = R.shape[0], cols_T.shape[1] // n
-    dZ_mat = R.reshape(k, n, c_out, S).transpose(0, 2, 1, 3).reshape(k * c_out, n * S)
-    return (dZ_mat @ cols_T.T).reshape(k, -1)
+    ``vec(dL/dZ)``, one matrix product with the unfolded input ``cols`` (the forward pass's,
+    ``(C_in h_k w_k, n h_z w_z)``; the rows are turned to its orientation, as they are the
+    smaller), read back in ``vec(K)``."""
+    k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
+    dZ_mat = R.reshape(k, n, c_out, wz, hz).transpose(0, 2, 1, 4, 3).reshape(k * c_out, -1)
+    dK = (dZ_mat @ cols.T).reshape((k * c_out,) + tuple(kernel_shape[1:]))
+    return vec(dK).reshape(k, -1)
 
 
-def _kernel_rows_per_sample(R: NDArray, cols_T: NDArray, c_out: int, n: int) -> NDArray:
+def _kernel_rows_per_sample(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray:
     """:func:`_kernel_rows` without the sum over samples: ``(n, k, C_out C_in h_k w_k)``,
     sample ``s``'s ``dL/dK`` from its own part of each row and its own columns, one batched
     matrix product ``(n, k C_out, h_z w_z) @ (n, h_z w_z, C_in h_k w_k)``."""
-    k, S = R.shape[0], cols_T.shape[1] // n
-    dZ = R.reshape(k, n, c_out, S).transpose(1, 0, 2, 3).reshape(n, k * c_out, S)
-    per_sample = cols_T.reshape(cols_T.shape[0], n, S).transpose(1, 2, 0)
-    return np.matmul(dZ, per_sample).reshape(n, k, -1)
+    k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
+    dZ = R.reshape(k, n, c_out, wz, hz).transpose(1, 0, 2, 4, 3).reshape(n, k * c_out, hz * wz)
+    per_sample = cols.reshape(cols.shape[0], n, hz * wz).transpose(1, 2, 0)
+    dK = np.matmul(dZ, per_sample).reshape((n, k) + tuple(kernel_shape))
+    return vec(dK).reshape(n, k, -1)
 
 
 # --- construction -------------------------------------------------------------------------
