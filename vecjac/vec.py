@@ -187,7 +187,11 @@ def as_float_array(x: ArrayLike, name: str, ndims: tuple[int, ...] | None = None
     if ndims is not None and arr.ndim not in ndims:
         allowed = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
+    # NaN and infinities survive a sum, so a finite sum clears the array without a boolean
+    # temporary of its size; a sum that overflows is looked at entry by entry
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    if not np.isfinite(total) and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 

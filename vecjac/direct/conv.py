@@ -131,21 +131,26 @@ def conv2d_backward(
 def _input_grad(dZ: NDArray, K: NDArray, input_shape, stride, padding,
                 padding_mode: str = "zeros") -> NDArray:
     """``dA`` of shape ``input_shape`` (N, C_in, h_a, w_a) from ``dZ = dL/dZ`` (N, C_out, h_z,
-    w_z): per sample one matrix product ``K^T dZ_n`` for the columns of ``dA``, then col2im
-    (one strided addition per kernel offset, over contiguous rows).  Arguments are taken as
-    checked; ``dZ`` may be any array of that shape."""
+    w_z): for each kernel offset ``(u, v)`` one matrix product ``K[:, :, u, v]^T dZ_n`` for
+    every sample, added at its strided place (col2im, one offset at a time, so no temporary
+    is larger than ``dA``).  Arguments are taken as checked; ``dZ`` may be any array of
+    that shape."""
     (hs, ws), (hp, wp), (hk, wk) = stride, padding, K.shape[2:]
     N, C_in, ha, wa = input_shape
     c_out, (hz, wz) = K.shape[0], dZ.shape[2:]
-    K_cols = K.reshape(c_out, -1).T  # (C_in h_k w_k, C_out)
-    dcols = np.matmul(K_cols, dZ.reshape(N, c_out, hz * wz)).reshape(N, C_in, hk, wk, hz, wz)
-    if (hs, ws) == (hk, wk) and (hz * hk, wz * wk) == (ha, wa) \
-            and not (hp or wp):  # windows tile the input (e.g. 2x2 pooling): one copy
-        return dcols.transpose(0, 1, 4, 2, 5, 3).reshape(N, C_in, ha, wa)
-    dA_pad = np.zeros((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dcols.dtype)
-    for u in range(hk):  # col2im: one strided addition per kernel offset
+    dZ_n = dZ.reshape(N, c_out, hz * wz)
+    K_uv = np.ascontiguousarray(K.transpose(2, 3, 1, 0))  # (h_k, w_k, C_in, C_out)
+    tiles = (hs, ws) == (hk, wk) and (hz * hk, wz * wk) == (ha, wa) and not (hp or wp)
+    make = np.empty if tiles else np.zeros  # tiling windows (2x2 pooling) write each entry once
+    dA_pad = make((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=np.result_type(dZ, K))
+    for u in range(hk):
         for v in range(wk):
-            dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws] += dcols[:, :, u, v]
+            part = np.matmul(K_uv[u, v], dZ_n).reshape(N, C_in, hz, wz)
+            target = dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws]
+            if tiles:
+                target[...] = part
+            else:
+                target += part
     if padding_mode == "circular":  # the padding is a copy of the input: fold it back
         dA_pad = _fold_wrap(_fold_wrap(dA_pad, hp, 2), wp, 3)
     if not (hp or wp):
