@@ -110,3 +110,16 @@ def test_conv_structure_toeplitz_check():
         D = J.toarray()
         assert conv_structure.shift_invariant(D, out, (6, 6), (1, 1)) is toeplitz
         assert conv_structure.shift_invariant(D, out, (6, 6), (stride, stride))
+
+
+def test_beyond_gradients_benchmark_rows_check_and_time(monkeypatch):
+    """The benchmark's per-sample, NTK and GGN rows run (their results are checked equal to
+    PyTorch's and BackPACK's inside, when those are installed) and report positive times."""
+    bench = load("bench_beyond")
+    monkeypatch.setattr(bench, "SETTLE", 0.0)
+    rows = bench.beyond_rows(1)
+    assert [row["quantity"].split(",")[0] for row in rows] == [
+        "per-sample gradients", "NTK of 64 digits", "exact GGN"]
+    for row in rows:
+        assert row["vecjac_ms"] > 0
+        assert "torch_ms" in row or row["torch"] == "torch not installed"
