@@ -128,11 +128,23 @@ class Lazy:
 
     def __init__(self, build, shape, nnz: int):
         self.build, self.shape, self.nnz = build, (int(shape[0]), int(shape[1])), int(nnz)
+        self._matrix: sp.csr_array | None = None
 
+    @classmethod
+    def of(cls, M) -> Lazy:
+        """``M`` itself when it is a :class:`Lazy`, else ``M`` (a matrix) as one, built."""
+        if isinstance(M, Lazy):
+            return M
+        M = sp.csr_array(M)
+        factor = cls(None, M.shape, M.nnz)
+        factor._matrix = M
+        return factor
 
-def _factor(M):
-    """``(matrix or None, lazy or None)`` of a factor given as a matrix or a :class:`Lazy`."""
-    return (None, M) if isinstance(M, Lazy) else (sp.csr_array(M), None)
+    @property
+    def matrix(self) -> sp.csr_array:
+        if self._matrix is None:
+            self._matrix = sp.csr_array(self.build())
+        return self._matrix
 
 
 class Kron(Structure):
@@ -145,15 +157,17 @@ class Kron(Structure):
     """
 
     def __init__(self, n: int, M, rows=None):
-        self.n, (self._M, self._lazy), self.rows = int(n), _factor(M), rows
-        m_o, m_i = self._block_shape = (self._lazy or self._M).shape
+        self.n, self.block, self.rows = int(n), Lazy.of(M), rows
+        m_o, m_i = self.block.shape
         self.shape = (self.n * m_o, self.n * m_i)
 
     @property
     def M(self) -> sp.csr_array:
-        if self._M is None:
-            self._M = sp.csr_array(self._lazy.build())
-        return self._M
+        return self.block.matrix
+
+    def with_rows(self, rows) -> Kron:
+        """The same ``I_n (x) M`` (the block shared, built or not) with another ``rows``."""
+        return Kron(self.n, self.block, rows=rows)
 
     @property
     def factors(self):
@@ -161,11 +175,11 @@ class Kron(Structure):
 
     @property
     def nnz(self) -> int:
-        return self.n * int(self._lazy.nnz if self._M is None else self._M.nnz)
+        return self.n * self.block.nnz
 
     def __str__(self) -> str:
-        (m_o, m_i), block_nnz = self._block_shape, self.nnz // max(self.n, 1)
-        return f"kron(I_{self.n}, {m_o}x{m_i} nnz {block_nnz})"
+        m_o, m_i = self.block.shape
+        return f"kron(I_{self.n}, {m_o}x{m_i} nnz {self.block.nnz})"
 
     def map(self, fn):
         return Kron(self.n, fn(self.M))
@@ -281,33 +295,27 @@ class KronRows(Structure):
     blocks ``P_s`` one under the other, shape ``(n h, q)``."""
 
     def __init__(self, n: int, c: int, P, rows=None, per_sample=None):
-        self.n, self.c, (self._P, self._lazy), self.rows = int(n), int(c), _factor(P), rows
+        self.n, self.c, self.blocks, self.rows = int(n), int(c), Lazy.of(P), rows
         self.per_sample = per_sample  # R -> (n, k, c q): sample s's part of each row @ its rows
-        n_rows, self.q = (self._lazy or self._P).shape
+        n_rows, self.q = self.blocks.shape
         self.h = n_rows // self.n
         self.shape = (self.n * self.c * self.h, self.c * self.q)
 
     @property
     def P(self) -> sp.csr_array:
         """The samples' blocks ``P_s`` one under the other (built on first access if lazy)."""
-        if self._P is None:
-            self._P = sp.csr_array(self._lazy.build())
-        return self._P
+        return self.blocks.matrix
 
     @property
     def factors(self):
         return (self.P,)
 
     @property
-    def P_nnz(self) -> int:
-        return int(self._lazy.nnz if self._P is None else self._P.nnz)
-
-    @property
     def nnz(self) -> int:
-        return self.c * self.P_nnz
+        return self.c * self.blocks.nnz
 
     def __str__(self) -> str:
-        return f"rows {self.n} x kron(I_{self.c}, {self.h}x{self.q}), P nnz {self.P_nnz}"
+        return f"rows {self.n} x kron(I_{self.c}, {self.h}x{self.q}), P nnz {self.blocks.nnz}"
 
     def map(self, fn):
         return KronRows(self.n, self.c, fn(self.P))

@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget, index_dtype
 from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
 from ..jacobian import Jacobian
-from ..structure import BlockDiag, Kron
+from ..structure import BlockDiag
 from ..vec import as_float_array, vec
 from ._csr import assemble_csr
 from .conv import conv_block_wrt_input, conv_nnz, conv_pattern, conv_wrt_input
@@ -104,11 +104,9 @@ def pool(
         J = conv_wrt_input(P, _folded(I.shape), args.stride, args.padding, max_bytes=max_bytes,
                            structured=structured)
         if structured and _tiles(args, I.shape):  # R @ J: each entry spread over its window
-            s = J._structure
-            rows = lambda R: _tiled_average_rows(R, s.n, args.size,  # noqa: E731
-                                                 args.output_shape[-2:])
-            J = Jacobian(Kron(s.n, s._lazy or s.M, rows=rows), of, wrt, args.output_shape,
-                         I.shape)
+            n, hw = J._structure.n, args.output_shape[-2:]
+            rows = lambda R: _tiled_average_rows(R, n, args.size, hw)  # noqa: E731
+            J = Jacobian(J._structure.with_rows(rows), of, wrt, args.output_shape, I.shape)
         return J.renamed(of, wrt, args.output_shape, I.shape)
     if args.kind == "l2":
         matrix = _l2(I, args, max_bytes)
