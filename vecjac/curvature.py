@@ -34,7 +34,7 @@ from scipy.sparse.linalg import LinearOperator
 from . import direct
 from .budget import MemoryBudgetError, check_budget, get_memory_budget
 from .layers import Activation, Pool2d
-from .structure import Structure, per_sample_rmatmat
+from .structure import per_sample_rmatmat
 from .vec import unvec, vec
 
 if TYPE_CHECKING:
@@ -123,8 +123,9 @@ def ntk(net: Sequential, X1: ArrayLike, X2: ArrayLike | None = None,
     X2 = X1 if X2 is None else net._check_X(X2)
     N1, N2 = X1.shape[0], X2.shape[0]
     check_budget(N1 * N2 * m * m * net.dtype.itemsize, f"the NTK of {of} ({N1}x{N2}x{m}x{m})")
-    J1, dense1 = _sweep(net, net._forward(X1), of, factor_dense=True)
-    J2, dense2 = (J1, dense1) if X2 is X1 else _sweep(net, net._forward(X2), of, True)
+    J1, dense1 = _sweep(net, net._forward(X1, context=True), of, factor_dense=True)
+    J2, dense2 = (J1, dense1) if X2 is X1 else _sweep(net, net._forward(X2, context=True), of,
+                                                      factor_dense=True)
     K = (J1 @ J2.T).reshape(N1, m, N2, m)
     for theta, (R1, B1) in dense1.items():  # J_W J_W^T = (R R^T) * (B^T B), entry by entry
         R2, B2 = dense2[theta]
@@ -168,7 +169,8 @@ def _sweep(net: Sequential, cache: dict, of: str, factor_dense: bool = False):
                 B = cache[net.inputs[owner[theta][0]]]  # (n_in, N), the FC layout
                 dense[theta] = (R.reshape(m, N, -1).transpose(1, 0, 2), B.T)
             else:
-                blocks[theta] = _per_sample_rows(J[f"d{name}/d{theta}"]._structure, R, N)
+                rows = per_sample_rmatmat(J[f"d{name}/d{theta}"]._structure, R, N)
+                blocks[theta] = rows.reshape(N * m, -1)  # (N, m, size): sample-outermost
 
     R = np.tile(np.eye(m, dtype=net.dtype), N)  # d (sum_n of_in) / d of
     rows_of(of, R)
@@ -182,16 +184,10 @@ def _sweep(net: Sequential, cache: dict, of: str, factor_dense: bool = False):
     return matrix, dense
 
 
-def _per_sample_rows(s: Structure, R: NDArray, N: int) -> NDArray:
-    """Sample ``n``'s part of each row of ``R`` (``k`` rows) times sample ``n``'s block of
-    rows of the parameter Jacobian ``s``: ``(N k, size)``, rows sample-outermost."""
-    return per_sample_rmatmat(s, R, N).reshape(N * R.shape[0], -1)
-
-
 # --- the loss's Hessian with respect to Z_L -----------------------------------------------
 def _gauss_newton_factors(net: Sequential, X, y) -> tuple[NDArray, sp.csr_array]:
     """``J_theta`` of ``Z_L`` and ``H = d^2 J / d vecZ_L^2`` (block diagonal, sparse)."""
-    cache = net._forward(X)
+    cache = net._forward(X, context=True)  # the im2col the kernel rows reuse
     N = cache["X"].shape[0]
     y = net._targets(y, N)
     split = f"Z{net.L}"
@@ -269,11 +265,12 @@ def _second_order_term(layer: Activation, Z: NDArray, g: NDArray) -> sp.csr_arra
 
 # --- helpers ------------------------------------------------------------------------------
 def _block_diagonal(blocks: NDArray) -> sp.csr_array:
-    """The ``(N m, N m)`` block-diagonal CSR array of ``N`` dense ``m x m`` blocks."""
+    """The ``(N m, N m)`` block-diagonal CSR array of ``N`` dense ``m x m`` blocks, built in
+    CSR order: row ``n m + i`` holds block ``n``'s row ``i`` in columns ``n m .. n m + m``."""
     N, m, _ = blocks.shape
-    rows = np.arange(N * m).repeat(m)
-    columns = np.broadcast_to(np.arange(N)[:, None, None] * m + np.arange(m), (N, m, m))
-    return sp.csr_array((blocks.ravel(), (rows, columns.ravel())), shape=(N * m, N * m))
+    indices = np.broadcast_to(np.arange(N)[:, None, None] * m + np.arange(m), (N, m, m))
+    indptr = np.arange(0, N * m * m + 1, m)
+    return sp.csr_array((blocks.ravel(), indices.ravel(), indptr), shape=(N * m, N * m))
 
 
 def _split(net: Sequential, flat: NDArray) -> dict[str, NDArray]:

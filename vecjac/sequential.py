@@ -224,10 +224,9 @@ class Sequential:
             layer, name, below = self.layers[i], self.names[i], self.inputs[i]
             A, p = cache[below], self._local(i)
             context = cache.get((i, "context"))  # the forward's im2col, reused by dZ/dK
-            extra = {} if context is None else {"context": context}
             for symbol, theta in self.param_names[i].items():
                 add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta,
-                    structured, **extra)
+                    structured, context)
             if i > 0 or wrt_X:
                 add(f"d{name}/d{below}", layer.jacobian, A, p, name, below, structured)
         return out

@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, check_csr_budget, csr_nbytes, get_memory_budget, index_dtype
-from ..direct.conv import _im2col, _input_grad
+from ..direct.conv import _im2col, _input_grad, _kernel_grad_from_rows
 from ..jacobian import Jacobian
 from ..structure import Kron, KronRows, Lazy, Tile
 from ..vec import as_float_array, as_pair, as_shape, check_padding_mode, conv_output_shape, vec
@@ -415,7 +415,7 @@ def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray
     smaller), read back in ``vec(K)``."""
     k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
     dZ_mat = R.reshape(k, n, c_out, wz, hz).transpose(0, 2, 1, 4, 3).reshape(k * c_out, -1)
-    dK = (dZ_mat @ cols.T).reshape((k * c_out,) + tuple(kernel_shape[1:]))
+    dK = _kernel_grad_from_rows(dZ_mat, cols, (k * c_out,) + tuple(kernel_shape[1:]))
     return vec(dK).reshape(k, -1)
 
 
