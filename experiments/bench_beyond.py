@@ -21,80 +21,26 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
 
 import vecjac as vj
 
-SETTLE = 0.3  # seconds before each block (interleaved_ms)
-
-
-def interleaved_ms(fns: dict, repeat: int, block: int = 5) -> dict:
-    """Median wall time in ms of each function over ``repeat`` runs, the functions taking
-    turns in blocks of ``block`` runs, so that a slow spell of the machine hits all alike.
-    Each block starts with a pause of ``SETTLE`` seconds and one untimed warm-up run: the
-    worker threads of one library (OpenBLAS under NumPy, OpenMP under PyTorch) keep spinning
-    for a while after its last call, and would otherwise take the cores from the next."""
-    times = {name: [] for name in fns}
-    for _ in range(max(1, -(-repeat // block))):
-        for name, fn in fns.items():
-            time.sleep(SETTLE)
-            fn()
-            for _ in range(block):
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
-
-
-def network_n() -> vj.CNN:
-    return vj.CNN(input_shape=(1, 28, 28), channels=[8, 16], kernel_size=3, padding=1,
-                  activation="sigmoid", pool="avg", pool_size=2, n_out=10, output="softmax",
-                  loss="cross_entropy", seed=0)
+sys.path.insert(0, os.path.dirname(__file__))  # bench_common
+from bench_common import cnn, interleaved_ms, optional_torch, torch_logits  # noqa: E402
 
 
 def small_net() -> vj.CNN:
     return vj.CNN(input_shape=(1, 8, 8), channels=(4, 8), activation="tanh", n_out=10, seed=0)
 
 
-def torch_logits(torch, net, p, x):
-    """``Z_L`` of a ``vj.CNN`` with avg pooling and element-wise activations, in PyTorch on
-    vecjac's parameters ``p`` (torch tensors)."""
-    F = torch.nn.functional
-    h = x
-    for layer, names in zip(net.layers, net.param_names, strict=True):
-        if isinstance(layer, vj.layers.Conv2d):
-            h = F.conv2d(h, p[names["K"]], p[names["b"]], layer.stride, layer.padding)
-        elif isinstance(layer, vj.layers.Pool2d):
-            h = F.avg_pool2d(h, layer.size, layer.stride, layer.padding)
-        elif isinstance(layer, vj.layers.Flatten):
-            h = h.transpose(-1, -2).reshape(h.shape[0], -1)
-        elif isinstance(layer, vj.layers.Dense):
-            h = h @ p[names["W"]] + p[names["b"]]
-            if names["W"] == f"W{net.L}":
-                return h
-        else:
-            h = getattr(torch, layer.kind)(h)
-    raise ValueError("the network has no last Dense layer")
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(os.cpu_count() or 1)
-    return torch
-
-
 def per_sample_row(repeat: int) -> dict:
-    net, rng = network_n(), np.random.default_rng(0)
+    net, rng = cnn(), np.random.default_rng(0)
     X, y = rng.random((64, 1, 28, 28)), rng.integers(0, 10, 64)
     fns = {"vecjac": lambda: net.per_sample_gradients(X, y), "batch": lambda: net.gradients(X, y)}
     row = {"quantity": "per-sample gradients, N, batch 64", "yardstick": "vecjac batch gradient"}
-    torch = _torch()
+    torch = optional_torch()
     if torch is None:
         row["torch"] = "torch not installed"
     else:
@@ -164,11 +110,11 @@ def _backpack(torch, net, X, y, K1_per_sample):
 
 
 def ntk_row(repeat: int) -> dict:
-    net = network_n()
+    net = cnn()
     X = vj.data.load_digits(size=28).X_test[:64]
     fns = {"vecjac": lambda: net.ntk(X)}
     row = {"quantity": "NTK of 64 digits, N (64x64x10x10)"}
-    torch = _torch()
+    torch = optional_torch()
     if torch is None:
         row["torch"] = "torch not installed"
     else:
@@ -187,11 +133,7 @@ def ntk_row(repeat: int) -> dict:
         np.testing.assert_allclose(net.ntk(X), expected, rtol=1e-9,
                                    atol=1e-12 * abs(expected).max())
         fns["torch"], row["torch"] = tutorial, "vmap(jacrev) + einsum"
-    t = interleaved_ms(fns, repeat)
-    row["vecjac_ms"] = t["vecjac"]
-    if "torch" in t:
-        row |= {"torch_ms": t["torch"], "vecjac/torch": t["vecjac"] / t["torch"], "target": "< 1"}
-    return row
+    return _against_torch(row, fns, repeat)
 
 
 def ggn_row(repeat: int) -> dict:
@@ -200,7 +142,7 @@ def ggn_row(repeat: int) -> dict:
     P = sum(v.size for v in net.params.values())
     fns = {"vecjac": lambda: net.ggn(X, y)}
     row = {"quantity": f"exact GGN, small net ({P} params, 32 digits)"}
-    torch = _torch()
+    torch = optional_torch()
     if torch is None:
         row["torch"] = "torch not installed"
     else:
@@ -222,6 +164,12 @@ def ggn_row(repeat: int) -> dict:
         np.testing.assert_allclose(net.ggn(X, y), expected, rtol=1e-8,
                                    atol=1e-11 * abs(expected).max())
         fns["torch"], row["torch"] = assembled, "jacrev J, jacrev(jacrev) H"
+    return _against_torch(row, fns, repeat)
+
+
+def _against_torch(row: dict, fns: dict, repeat: int) -> dict:
+    """``row`` with the times of ``fns`` (``"vecjac"``, and ``"torch"`` when installed) and
+    their ratio, whose target is below 1."""
     t = interleaved_ms(fns, repeat)
     row["vecjac_ms"] = t["vecjac"]
     if "torch" in t:

@@ -15,24 +15,19 @@ more than it saves).  Run ``python experiments/bench_chain.py`` for a Markdown t
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import sys
 
 import numpy as np
 
-import vecjac as vj
+sys.path.insert(0, os.path.dirname(__file__))  # bench_common
+from bench_common import cnn, interleaved_ms  # noqa: E402
 
 TARGETS = (("A3", "X"), ("A3", "K1"), ("Z2", "X"))
 ORDERS = ("reverse", "forward", "optimal")
 BATCH = 64
 TARGET_RATIO = 1.1
 KEYS = ("Jacobian", "reverse_ms", "forward_ms", "optimal_ms", "optimal/best", "madds/best")
-
-
-def network() -> vj.CNN:
-    """The benchmark's CNN (the brief's network N)."""
-    return vj.CNN(input_shape=(1, 28, 28), channels=[8, 16], kernel_size=3, padding=1,
-                  activation="sigmoid", pool="avg", pool_size=2, n_out=10, output="softmax",
-                  loss="cross_entropy", seed=0)
 
 
 def chain_order_rows(repeat: int = 5) -> list[dict]:
@@ -43,20 +38,15 @@ def chain_order_rows(repeat: int = 5) -> list[dict]:
     """
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
-    net = network()
+    net = cnn()
     X = np.random.default_rng(0).standard_normal((BATCH,) + net.input_shape)
     rows = []
     for of, wrt in TARGETS:
         reports = {}
         for order in ORDERS:  # warm-up (pattern caches), and the reports, untimed
             _, reports[order] = net.jacobian(X, of, wrt, order=order, report=True)
-        times = {order: [] for order in ORDERS}
-        for r in range(repeat):
-            for order in ORDERS[r % 3:] + ORDERS[: r % 3]:  # rotate: no order always first
-                start = time.perf_counter()
-                net.jacobian(X, of, wrt, order=order)
-                times[order].append(1e3 * (time.perf_counter() - start))
-        ms = {order: float(np.median(t)) for order, t in times.items()}
+        ms = interleaved_ms({o: lambda o=o, of=of, wrt=wrt: net.jacobian(X, of, wrt, order=o)
+                             for o in ORDERS}, repeat, block=1, settle=0)
         best = min(("reverse", "forward"), key=ms.get)
         madds = {order: reports[order].performed_cost for order in ORDERS}
         ratio = ms["optimal"] / ms[best]

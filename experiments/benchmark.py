@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 import bench_beyond  # noqa: E402
 import bench_chain  # noqa: E402
 import bench_layers  # noqa: E402
+from bench_common import cnn, interleaved_ms, optional_torch, torch_logits  # noqa: E402
 
 import vecjac as vj  # noqa: E402
 from vecjac.budget import csr_nbytes  # noqa: E402
@@ -137,9 +138,7 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
     import tracemalloc
 
     rng = np.random.default_rng(0)
-    net = vj.CNN(input_shape=input_shape, kernel_size=3, padding=1, activation="sigmoid",
-                 pool="avg", pool_size=2, n_out=10, output="softmax", loss="cross_entropy",
-                 seed=0, **settings)
+    net = cnn(input_shape, **settings)
     X, y = rng.random((64,) + input_shape), rng.integers(0, 10, 64)
     grad = {m: (lambda m=m: net.gradients(X, y, method=m)) for m in ("direct", "jacobian",
                                                                       "paper")}
@@ -147,7 +146,7 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
     torch_step = _torch_step(net, X, y)
     if torch_step is not None:
         steps["torch"] = torch_step
-    times = bench_beyond.interleaved_ms(steps, repeat)
+    times = interleaved_ms(steps, repeat)
     direct_ms, cached_ms = times["direct"], times["jacobian"]
     torch_ms = times.get("torch", TORCH_REFERENCE_MS)
     paper_ms = median_ms(grad["paper"], max(3, repeat // 5))
@@ -184,31 +183,15 @@ def _network_row(name: str, input_shape, settings: dict, repeat: int) -> dict:
 def _torch_step(net, X, y):
     """One step of PyTorch CPU autograd on the same network (float64), if torch is
     installed; else ``None`` (the row then quotes the reference, 4.7 ms, float32, N)."""
-    try:
-        import torch
-    except ImportError:
+    torch = optional_torch()
+    if torch is None:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
     p = {k: torch.tensor(v, requires_grad=True) for k, v in net.params.items()}
     Xt, yt = torch.tensor(X), torch.tensor(y)
-    F = torch.nn.functional
 
-    def step():
-        h = Xt
-        for layer, names in zip(net.layers, net.param_names, strict=True):
-            if isinstance(layer, vj.layers.Conv2d):
-                h = F.conv2d(h, p[names["K"]], p[names["b"]], layer.stride, layer.padding)
-            elif isinstance(layer, vj.layers.Pool2d):  # avg, as NETWORKS configures
-                h = F.avg_pool2d(h, layer.size, layer.stride, layer.padding)
-            elif isinstance(layer, vj.layers.Flatten):
-                # the note's flatten is column-major within each channel: swap H and W first
-                h = h.transpose(2, 3).reshape(len(Xt), -1)
-            elif isinstance(layer, vj.layers.Dense):
-                h = h @ p[names["W"]] + p[names["b"]]
-            elif layer.kind == "sigmoid":
-                h = torch.sigmoid(h)
-        # the last layer, softmax, is fused into cross_entropy
-        F.cross_entropy(h, yt, reduction="sum").backward()
+    def step():  # the last layer, softmax, is fused into cross_entropy
+        logits = torch_logits(torch, net, p, Xt)
+        torch.nn.functional.cross_entropy(logits, yt, reduction="sum").backward()
 
     return step
 

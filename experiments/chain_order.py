@@ -54,21 +54,15 @@ TOLERANCE = 1e-12  # relative, between the orders (only rounding differs)
 
 
 def factor_names(net: vj.CNN, of: str, wrt: str) -> list[str]:
-    """The named Jacobians whose product is ``d of / d wrt``, from ``of`` down."""
-    chain = net.chain + ["X"]
-    if wrt in chain:
-        names, extra = chain[chain.index(of): chain.index(wrt) + 1], []
-    else:  # a parameter: K1 -> Z1, W3 -> Z3
-        owner = f"Z{wrt[1:]}"
-        names, extra = chain[chain.index(of): chain.index(owner) + 1], [f"d{owner}/d{wrt}"]
-    return [f"d{a}/d{b}" for a, b in zip(names[:-1], names[1:], strict=True)] + extra
+    """The named Jacobians whose product is ``d of / d wrt``, from ``of`` down: the chain
+    ``net.jacobian`` multiplies (``Sequential._path``)."""
+    return net._path(of, wrt)
 
 
 def product_flops(A, B) -> int:
-    """``2 sum_t nnz(A[:, t]) nnz(B[t, :])``: multiply-adds of the sparse product ``A B``."""
-    per_column = np.bincount(A.matrix.indices, minlength=A.shape[1])
-    per_row = np.diff(B.matrix.indptr)
-    return 2 * int(per_column.astype(np.int64) @ per_row.astype(np.int64))
+    """``2 sum_t nnz(A[:, t]) nnz(B[t, :])``: flops (multiply and add) of the flat sparse
+    product ``A B``, twice :func:`vecjac.bracketing.gustavson_count`."""
+    return 2 * br.gustavson_count(A.matrix, B.matrix)
 
 
 def accumulate(factors: list, order: str, count: bool = True) -> tuple[object, list[dict]]:
