@@ -254,7 +254,11 @@ def _layout(shape, offset=(0, 0)) -> list[list[int]]:
 
 def _numbers(x) -> list:
     """Floats as JSON numbers, integer-valued ones as ints (a smaller page)."""
-    return [int(v) if float(v).is_integer() else float(v) for v in np.asarray(x).ravel()]
+    v = np.asarray(x, dtype=float).ravel()
+    whole = (v == np.floor(v)) & (np.abs(v) < 2.0**53)  # exactly representable integers
+    out = v.astype(object)
+    out[whole] = v[whole].astype(np.int64).tolist()
+    return out.tolist()
 
 
 def _jacobian(J, name, plain, wrt, groups, gather=None, gather_var=None, gather_values=None,
