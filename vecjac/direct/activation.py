@@ -125,7 +125,11 @@ def activate_backward(
     if kind == "softmax":
         s = special.softmax(Z, axis=0)
         return s * (dI - (s * dI).sum(axis=0))
-    return activation_derivative(Z, kind, negative_slope=negative_slope) * dI
+    dZ = activation_derivative(Z, kind, negative_slope=negative_slope)
+    if dZ.dtype != np.result_type(dZ, dI):  # float32 Z, float64 dI: promote as NumPy does
+        return dZ * dI
+    dZ *= dI  # in the derivative's buffer: no second temporary of Z's size
+    return dZ
 
 
 # --- helpers ------------------------------------------------------------------------------

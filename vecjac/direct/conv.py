@@ -142,15 +142,17 @@ def _input_grad(dZ: NDArray, K: NDArray, input_shape, stride, padding,
     K_uv = np.ascontiguousarray(K.transpose(2, 3, 1, 0))  # (h_k, w_k, C_in, C_out)
     tiles = (hs, ws) == (hk, wk) and (hz * hk, wz * wk) == (ha, wa) and not (hp or wp)
     make = np.empty if tiles else np.zeros  # tiling windows (2x2 pooling) write each entry once
-    dA_pad = make((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=np.result_type(dZ, K))
-    for u in range(hk):
+    dtype = np.result_type(dZ, K)
+    dA_pad = make((N, C_in, ha + 2 * hp, wa + 2 * wp), dtype=dtype)
+    part = np.empty((N, C_in, hz * wz), dtype=dtype)  # one buffer for every offset: fresh
+    for u in range(hk):                                # pages cost more than the product
         for v in range(wk):
-            part = np.matmul(K_uv[u, v], dZ_n).reshape(N, C_in, hz, wz)
+            np.matmul(K_uv[u, v], dZ_n, out=part)
             target = dA_pad[:, :, u : u + hs * hz : hs, v : v + ws * wz : ws]
             if tiles:
-                target[...] = part
+                target[...] = part.reshape(N, C_in, hz, wz)
             else:
-                target += part
+                target += part.reshape(N, C_in, hz, wz)
     if padding_mode == "circular":  # the padding is a copy of the input: fold it back
         dA_pad = _fold_wrap(_fold_wrap(dA_pad, hp, 2), wp, 3)
     if not (hp or wp):

@@ -113,7 +113,9 @@ def pool2d(I: ArrayLike, kind: str = "avg", size=2, stride=None, padding=0) -> N
     if args.kind == "max":
         return _window_max(I, args)
     if args.kind == "avg":
-        return _window_sum(I, args) / (args.size[0] * args.size[1])
+        total = _tiled_sum(I, args.size) if tiles(args, I.shape) else _window_sum(I, args)
+        total *= 1.0 / (args.size[0] * args.size[1])
+        return total
     return np.sqrt(_window_sum(I * I, args))
 
 
@@ -148,6 +150,8 @@ def pool2d_backward(
     dA = as_float_array(dA, "dA", ndims=(I.ndim,))
     if dA.shape != args.output_shape:
         raise ValueError(f"dA has shape {dA.shape}, the pooled output {args.output_shape}")
+    if args.kind == "avg" and tiles(args, I.shape):
+        return _tiled_spread(dA, args.size)
     return _col2im(_window_derivatives(dA, I, args), I.shape, args)
 
 
@@ -202,7 +206,41 @@ def max_pool_shares(
     return (tied / tied.sum(axis=(-2, -1), keepdims=True)).astype(I.dtype)
 
 
+def tiles(args: PoolArgs, shape) -> bool:
+    """Whether the windows tile an input of ``shape``: stride = size, no padding, and no
+    rows or columns left over, so every entry lies in exactly one window."""
+    (h_l, w_l), (h_z, w_z) = args.size, shape[-2:]
+    return args.stride == args.size and args.padding == (0, 0) and h_z % h_l == 0 \
+        and w_z % w_l == 0
+
+
 # --- helpers ------------------------------------------------------------------------------
+def _tiled_sum(I: NDArray, size) -> NDArray:
+    """The window sums of windows that tile ``I`` (:func:`tiles`): the ``h_l`` rows of each
+    window are added first (whole contiguous rows), then the ``w_l`` columns."""
+    (h_l, w_l), (h_z, w_z) = size, I.shape[-2:]
+    rows = I.reshape(-1, h_l, w_z)  # (..., h_a) windows' rows, row u of each
+    total = rows[:, 0].copy()
+    for u in range(1, h_l):
+        total += rows[:, u]
+    columns = total.reshape(-1, w_z // w_l, w_l)
+    out = columns[..., 0].copy()
+    for v in range(1, w_l):
+        out += columns[..., v]
+    return out.reshape(I.shape[:-2] + (h_z // h_l, w_z // w_l))
+
+
+def _tiled_spread(dA: NDArray, size) -> NDArray:
+    """Average pooling's backward pass when the windows tile the input: every entry of
+    ``dA`` goes to the ``h_l w_l`` entries of its window times ``1/(h_l w_l)``, one
+    broadcast write."""
+    (h_l, w_l), (h_a, w_a) = size, dA.shape[-2:]
+    dI = np.empty(dA.shape[:-2] + (h_a * h_l, w_a * w_l), dtype=dA.dtype)
+    np.multiply(dA.reshape(-1, h_a, 1, w_a, 1), 1.0 / (h_l * w_l),
+                out=dI.reshape(-1, h_a, h_l, w_a, w_l))
+    return dI
+
+
 def _pool_windows(I: NDArray, args: PoolArgs, fill: float) -> NDArray:
     """Strided view of the windows of the padded input: shape (..., h_a, w_a, h_l, w_l)."""
     (h_s, w_s), (h_p, w_p) = args.stride, args.padding

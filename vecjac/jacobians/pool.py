@@ -38,7 +38,14 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_csr_budget, index_dtype
-from ..direct.pool import PoolArgs, check_pool_args, max_pool_shares, max_pool_switches, pool2d
+from ..direct.pool import (
+    PoolArgs,
+    check_pool_args,
+    max_pool_shares,
+    max_pool_switches,
+    pool2d,
+    tiles,
+)
 from ..jacobian import Jacobian
 from ..structure import BlockDiag
 from ..vec import as_float_array, vec
@@ -103,7 +110,7 @@ def pool(
         P = _kernel_P(args, I.dtype)
         J = conv_wrt_input(P, _folded(I.shape), args.stride, args.padding, max_bytes=max_bytes,
                            structured=structured)
-        if structured and _tiles(args, I.shape):  # R @ J: each entry spread over its window
+        if structured and tiles(args, I.shape):  # R @ J: each entry spread over its window
             n, hw = J._structure.n, args.output_shape[-2:]
             rows = lambda R: _tiled_average_rows(R, n, args.size, hw)  # noqa: E731
             J = Jacobian(J._structure.with_rows(rows), of, wrt, args.output_shape, I.shape)
@@ -190,13 +197,6 @@ def _kernel_P(args: PoolArgs, dtype) -> NDArray:
     """The note's ``P^{[l]}``: ``h_l x w_l``, every entry ``1/(h_l w_l)``, as conv kernels."""
     h_l, w_l = args.size
     return np.full((1, 1, h_l, w_l), 1.0 / (h_l * w_l), dtype=dtype)
-
-
-def _tiles(args: PoolArgs, shape) -> bool:
-    """Whether the windows tile the input: stride = size, no padding, no leftover rows."""
-    (hk, wk), (ha, wa) = args.size, shape[-2:]
-    return args.stride == args.size and args.padding == (0, 0) and ha % hk == 0 \
-        and wa % wk == 0
 
 
 def _tiled_average_rows(R: NDArray, n: int, size, output_hw) -> NDArray:

@@ -93,7 +93,8 @@ class Flatten(Layer):
         return vec(A).reshape(A.shape[0], -1).T  # column n is vec(A[n]): the note's B
 
     def backward(self, dOut, A, p, input_grad=True, context=None):
-        return unvec(dOut.T.ravel(), A.shape), {}  # column n of dB is vec(dA[n])
+        # column n of dB is vec(dA[n]); C order again, so the layers below read it in turn
+        return np.ascontiguousarray(unvec(dOut.T.ravel(), A.shape)), {}
 
     def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
         return jac.flatten(A.shape, of=of, wrt=wrt, dtype=A.dtype, structured=structured)
