@@ -262,3 +262,37 @@ class TestCNNConfiguration:
 
     def test_cnn_is_a_sequential(self):
         assert isinstance(vj.CNN(), vj.Sequential)
+
+
+@pytest.mark.parametrize("spec", NETS, ids=IDS)
+def test_shape_only_jacobians_are_reused_only_where_the_shape_matches(spec, rng):
+    """The gradient paths build average pooling, flatten and bias Jacobians once per batch
+    shape and dtype; other batch sizes, the other dtype and changed data still give the
+    direct gradients, and ``jacobians()`` hands out objects of its own."""
+    net = build(spec)
+    for N in (3, 5, 3, 1):
+        X, y = data(net, rng, N)
+        direct = net.gradients(X, y, method="direct")
+        for method_grads in (net.gradients(X, y), net.per_sample_gradients(X, y)):
+            for name, value in direct.items():
+                got = method_grads[name]
+                got = got if got.shape == value.shape else got.sum(axis=0)
+                assert rel_err(got, value) < 1e-10, (N, name)
+    once = build(spec)
+    once.gradients(*data(once, rng, 3))
+    kept = {id(J) for J in net._shape_only.values()}
+    assert len(once._shape_only) > 0 and len(kept) == 3 * len(once._shape_only)  # N = 3, 5, 1
+    X, y = data(net, rng, 3)
+    assert not kept & {id(J) for J in net.jacobians(X, y).values()}
+
+
+def test_shape_only_jacobians_follow_the_dtype(rng):
+    spec = NETS[0]
+    net64, net32 = build(spec), vj.Sequential(spec[1], spec[2](), loss=spec[3], dtype=np.float32)
+    X, y = data(net64, rng, 4)
+    net32.params = {k: v.astype(np.float32) for k, v in net64.params.items()}
+    for net in (net64, net32, net64):
+        got = net.gradients(X, y)
+        assert all(g.dtype == net.dtype for g in got.values())
+    assert {key[2] for key in net64._shape_only} == {np.dtype(np.float64)}
+    assert {key[2] for key in net32._shape_only} == {np.dtype(np.float32)}

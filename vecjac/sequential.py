@@ -206,14 +206,26 @@ class Sequential:
 
     # --- Jacobians ------------------------------------------------------------------------
     def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True,
-                          structured: bool = True) -> dict[str, Jacobian]:
+                          structured: bool = True, reuse: bool = False) -> dict[str, Jacobian]:
         """Every Jacobian of the chain from the forward cache, from the loss down; build
-        times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``."""
-        out, self.build_ms = {}, {}
+        times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``.
 
-        def add(name, builder, *args, **kwargs):
+        ``reuse=True`` (the gradient paths, whose Jacobians never leave the call) takes the
+        Jacobians that depend on the batch's shape alone (``Layer.shape_only_jacobians``:
+        average pooling, flatten, biases) from ``self._shape_only``, built at the first call
+        with that shape; ``jacobians()`` always builds new objects for the caller."""
+        out, self.build_ms = {}, {}
+        shape_only = self.__dict__.setdefault("_shape_only", {})
+
+        def add(name, builder, *args, constant=None):
             start = time.perf_counter()
-            out[name] = builder(*args, **kwargs)
+            if constant is not None and reuse:  # constant: the layer's input
+                key = (name, constant.shape, constant.dtype, structured)
+                if key not in shape_only:
+                    shape_only[key] = builder(*args)
+                out[name] = shape_only[key]
+            else:
+                out[name] = builder(*args)
             self.build_ms[name] = 1e3 * (time.perf_counter() - start)
 
         if y is not None:
@@ -224,11 +236,13 @@ class Sequential:
             layer, name, below = self.layers[i], self.names[i], self.inputs[i]
             A, p = cache[below], self._local(i)
             context = cache.get((i, "context"))  # the forward's im2col, reused by dZ/dK
+            shape_only_kinds = layer.shape_only_jacobians()
             for symbol, theta in self.param_names[i].items():
                 add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta,
-                    structured, context)
+                    structured, context, constant=A if symbol in shape_only_kinds else None)
             if i > 0 or wrt_X:
-                add(f"d{name}/d{below}", layer.jacobian, A, p, name, below, structured)
+                add(f"d{name}/d{below}", layer.jacobian, A, p, name, below, structured,
+                    constant=A if "input" in shape_only_kinds else None)
         return out
 
     def jacobians(self, X: ArrayLike, y: ArrayLike | None = None,
@@ -263,7 +277,8 @@ class Sequential:
         J = self._loss(cache[self.top], y)
         if method == "jacobian":
             with jac.shared_patterns():  # transient Jacobians: no copies of cached patterns
-                return J, self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False))
+                return J, self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False,
+                                                                       reuse=True))
         if method == "paper":
             from .paper import paper_gradients
 
@@ -303,7 +318,8 @@ class Sequential:
         N = cache["X"].shape[0]
         y = self._targets(y, N)
         with jac.shared_patterns():
-            return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False), N)
+            return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False,
+                                                                reuse=True), N)
 
     # --- beyond gradients (vecjac.curvature) ---------------------------------------------
     def ggn(self, X: ArrayLike, y: ArrayLike, diagonal: bool = False):

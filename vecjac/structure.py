@@ -344,9 +344,10 @@ class KronRows(Structure):
 class Tile(Structure):
     """``[G; ...; G]``: the same rows for each of ``n`` samples (a shared bias)."""
 
-    def __init__(self, n: int, G: sp.csr_array):
+    def __init__(self, n: int, G: sp.csr_array, rows=None):
         self.n, self.G = int(n), sp.csr_array(G)
         self.shape = (self.n * G.shape[0], G.shape[1])
+        self._rows = rows  # optional R -> R @ J without G (the conv bias: sums per channel)
 
     @property
     def factors(self):
@@ -366,7 +367,9 @@ class Tile(Structure):
         return _repeated(self.G, self.n, self.shape, shift_columns=False)
 
     def rmatmat(self, R):
-        summed = R.reshape(R.shape[0], self.n, self.G.shape[0]).sum(axis=1)
+        if self._rows is not None:
+            return self._rows(R)
+        summed = np.einsum("kng->kg", R.reshape(R.shape[0], self.n, self.G.shape[0]))
         return np.asarray(summed @ self.G)
 
     def matmat(self, V):

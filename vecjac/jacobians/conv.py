@@ -280,7 +280,12 @@ def conv_wrt_bias(
         )
     if structured and len(output_shape) == 4:
         G = conv_wrt_bias(output_shape[1:], dtype=dtype, max_bytes=max_bytes, structured=False)
-        return Jacobian(Tile(output_shape[0], G.matrix), of, wrt, output_shape, G.wrt_shape)
+        N, c_out, hw = output_shape[0], output_shape[1], output_shape[2] * output_shape[3]
+
+        def rows(R):  # R @ J: each channel's entries summed over samples and positions
+            return np.einsum("knch->kc", R.reshape(R.shape[0], N, c_out, hw))
+
+        return Jacobian(Tile(N, G.matrix, rows), of, wrt, output_shape, G.wrt_shape)
     c_out, hw = output_shape[-3], output_shape[-1] * output_shape[-2]
     n_rows = int(np.prod(output_shape))
     itype = check_csr_budget(n_rows, (n_rows, c_out), dtype, "bias", max_bytes)

@@ -109,6 +109,13 @@ class Layer(ABC):
         raise ValueError(f"{self!r} has no parameter {symbol!r}; its parameters are "
                          f"{self.params or 'none'}")
 
+    def shape_only_jacobians(self) -> frozenset[str]:
+        """Which of this layer's Jacobians depend on nothing but the batch's shape:
+        ``"input"`` (:meth:`jacobian`) and/or parameter symbols (:meth:`param_jacobian`).
+        :class:`vecjac.Sequential` builds those once per batch shape for its gradients
+        (average pooling, flatten, biases).  Default: none."""
+        return frozenset()
+
     # --- display --------------------------------------------------------------------------
     def _settings(self) -> str:
         return ""

@@ -102,6 +102,9 @@ class Conv2d(Layer):
         return jac.conv_wrt_bias((A.shape[0],) + self.output_shape, of=of, wrt=wrt,
                                  dtype=A.dtype, structured=structured)
 
+    def shape_only_jacobians(self) -> frozenset[str]:
+        return frozenset({"b"})
+
     def _settings(self) -> str:
         circular = ", padding_mode='circular'" if self.padding_mode == "circular" else ""
         return (f"{self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

@@ -74,6 +74,9 @@ class Dense(Layer):
         return jac.dense_wrt_bias(self.out_features, A.shape[1], of=of, wrt=wrt, dtype=A.dtype,
                                   structured=structured)
 
+    def shape_only_jacobians(self) -> frozenset[str]:
+        return frozenset({"b"})
+
     def _settings(self) -> str:
         return str(self.out_features)
 
@@ -95,6 +98,9 @@ class Flatten(Layer):
     def backward(self, dOut, A, p, input_grad=True, context=None):
         # column n of dB is vec(dA[n]); C order again, so the layers below read it in turn
         return np.ascontiguousarray(unvec(dOut.T.ravel(), A.shape)), {}
+
+    def shape_only_jacobians(self) -> frozenset[str]:
+        return frozenset({"input"})
 
     def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
         return jac.flatten(A.shape, of=of, wrt=wrt, dtype=A.dtype, structured=structured)

@@ -67,6 +67,9 @@ class Pool2d(Layer):
         return jac.pool(A, self.kind, *self.geometry, self.ties, of=of, wrt=wrt,
                         structured=structured)
 
+    def shape_only_jacobians(self) -> frozenset[str]:
+        return frozenset({"input"} if self.kind == "avg" else ())  # the note's constant P
+
     def _settings(self) -> str:
         extra = "" if self.ties == "first" or self.kind != "max" else f", ties={self.ties!r}"
         return (f"{self.kind!r}, size={self.size}, stride={self.stride}, "
