@@ -407,3 +407,38 @@ def test_huge_layer_is_refused_before_allocating():
         conv_wrt_input(K, (16, 64, 512, 512), 1, 1)
     with pytest.raises(vj.MemoryBudgetError):
         conv_wrt_kernel(np.broadcast_to(np.float64(0.0), (16, 64, 512, 512)), K.shape, 1, 1)
+
+
+@pytest.mark.parametrize("method", ["direct", "jacobian", "paper", "per_sample"])
+@pytest.mark.parametrize("where", ["X", "K2", "b1", "W3"])
+def test_gradient_paths_refuse_non_finite_inputs_and_parameters(method, where):
+    """The gradient paths check X and every parameter once, then skip the per-array checks
+    (vec.finite_checked): a NaN anywhere still stops them, named."""
+    net = vj.CNN(input_shape=(1, 8, 8), channels=(2, 3), seed=0)
+    X, y = np.random.default_rng(0).random((2, 1, 8, 8)), np.array([1, 3])
+    if where == "X":
+        X[1, 0, 2, 3] = np.nan
+    else:
+        net.params[where].flat[0] = np.inf
+    run = (net.per_sample_gradients if method == "per_sample"
+           else lambda X, y: net.gradients(X, y, method=method))
+    with pytest.raises(ValueError, match=rf"^{where} contains NaN or infinite values"):
+        run(X, y)
+
+
+def test_finite_checked_skips_the_check_inside_only():
+    from vecjac.vec import as_float_array, finite_checked
+
+    bad = np.array([1.0, np.nan])
+    with finite_checked():
+        with finite_checked():
+            assert as_float_array(bad, "x") is bad
+        assert as_float_array(bad, "x") is bad  # still inside the outer context
+        with pytest.raises(TypeError):  # the other checks stay
+            as_float_array(np.array(["a"]), "x")
+    with pytest.raises(ValueError, match="x contains NaN"):
+        as_float_array(bad, "x")
+    with pytest.raises(RuntimeError), finite_checked():
+        raise RuntimeError
+    with pytest.raises(ValueError, match="x contains NaN"):
+        as_float_array(bad, "x")

@@ -35,7 +35,7 @@ from . import jacobians as jac
 from .jacobian import Jacobian
 from .layers import Activation, Flatten, Layer
 from .structure import per_sample_rmat
-from .vec import as_float_array, check_choice, unvec
+from .vec import as_float_array, check_choice, finite_checked, unvec
 
 __all__ = ["Sequential"]
 
@@ -272,18 +272,27 @@ class Sequential:
         """``J`` and the gradients of :meth:`gradients`, from one forward pass."""
         if method not in ("jacobian", "paper", "direct"):
             raise ValueError(f"method must be 'jacobian', 'paper' or 'direct', got {method!r}")
-        cache = self._forward(X, context=method in ("direct", "jacobian"))
-        y = self._targets(y, cache["X"].shape[0])
-        J = self._loss(cache[self.top], y)
-        if method == "jacobian":
-            with jac.shared_patterns():  # transient Jacobians: no copies of cached patterns
-                return J, self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False,
-                                                                       reuse=True))
-        if method == "paper":
-            from .paper import paper_gradients
+        X, y = self._checked_inputs(X, y)
+        with finite_checked():  # every array below derives from the checked X and params
+            cache = self._forward(X, context=method in ("direct", "jacobian"))
+            J = self._loss(cache[self.top], y)
+            if method == "jacobian":
+                with jac.shared_patterns():  # transient Jacobians: no copies of patterns
+                    return J, self._chain_gradients(self._cached_jacobians(
+                        cache, y, wrt_X=False, reuse=True))
+            if method == "paper":
+                from .paper import paper_gradients
 
-            return J, paper_gradients(self, cache, y)
-        return J, self._direct_gradients(cache, y)
+                return J, paper_gradients(self, cache, y)
+            return J, self._direct_gradients(cache, y)
+
+    def _checked_inputs(self, X: ArrayLike, y: ArrayLike) -> tuple[NDArray, object]:
+        """``X``, the targets and every parameter checked in full (shapes, finite values),
+        so that the gradient paths can skip the per-array checks (``finite_checked``)."""
+        X = self._check_X(X)
+        for name, value in self.params.items():
+            as_float_array(value, name)
+        return X, self._targets(y, X.shape[0])
 
     def _chain_gradients(self, J: dict[str, Jacobian], n_samples: int | None = None
                          ) -> dict[str, NDArray]:
@@ -314,12 +323,11 @@ class Sequential:
         ``gradients(X, y)``; with ``reduction="mean"`` each sample's gradient carries the
         ``1/N`` of the loss.
         """
-        cache = self._forward(X, context=True)  # the forward's im2col, reused by dZ/dK
-        N = cache["X"].shape[0]
-        y = self._targets(y, N)
-        with jac.shared_patterns():
+        X, y = self._checked_inputs(X, y)
+        with finite_checked(), jac.shared_patterns():
+            cache = self._forward(X, context=True)  # the forward's im2col, reused by dZ/dK
             return self._chain_gradients(self._cached_jacobians(cache, y, wrt_X=False,
-                                                                reuse=True), N)
+                                                                reuse=True), X.shape[0])
 
     # --- beyond gradients (vecjac.curvature) ---------------------------------------------
     def ggn(self, X: ArrayLike, y: ArrayLike, diagonal: bool = False):

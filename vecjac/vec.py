@@ -29,6 +29,8 @@ argument normalisers every other module uses.
 from __future__ import annotations
 
 import numbers
+import threading
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -167,12 +169,30 @@ def as_shape(shape, name: str) -> tuple[int, ...]:
     return tuple(int(s) for s in entries)
 
 
+@contextmanager
+def finite_checked():
+    """Inside this context :func:`as_float_array` skips its finiteness check (one pass over
+    every array).  For callers that have checked the inputs every array derives from, as
+    :class:`vecjac.Sequential`'s gradient paths do with ``X`` and the parameters; like
+    ``check_finite=False`` in ``scipy.linalg``.  Thread-local; contexts nest."""
+    depth = getattr(_FINITE_CHECKED, "depth", 0)
+    _FINITE_CHECKED.depth = depth + 1
+    try:
+        yield
+    finally:
+        _FINITE_CHECKED.depth = depth
+
+
+_FINITE_CHECKED = threading.local()
+
+
 def as_float_array(x: ArrayLike, name: str, ndims: tuple[int, ...] | None = None) -> NDArray:
     """Return ``x`` as a float32 or float64 array, checking its number of dimensions.
 
     float32 and float64 are kept; booleans and integers become float64; complex, object and
     string arrays are refused with ``TypeError``.  Non-finite values are refused with
-    ``ValueError`` because they would poison every entry of a Jacobian built from them.
+    ``ValueError`` because they would poison every entry of a Jacobian built from them
+    (not checked inside :func:`finite_checked`).
     """
     arr = np.asarray(x)
     if arr.dtype.kind in "biu":
@@ -187,6 +207,8 @@ def as_float_array(x: ArrayLike, name: str, ndims: tuple[int, ...] | None = None
     if ndims is not None and arr.ndim not in ndims:
         allowed = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {arr.shape}")
+    if getattr(_FINITE_CHECKED, "depth", 0):
+        return arr
     # NaN and infinities survive a sum, so a finite sum clears the array without a boolean
     # temporary of its size; a sum that overflows is looked at entry by entry
     with np.errstate(over="ignore", invalid="ignore"):
