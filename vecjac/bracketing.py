@@ -67,7 +67,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .jacobian import Jacobian
-from .structure import BlockDiag, Diagonal, Flat, Kron, KronRows, Structure, Tile
+from .structure import BlockDiag, Diagonal, Flat, Kron, KronRows, Shared, Structure, Tile
 
 __all__ = ["ORDERS", "Sketch", "ChainCosts", "ChainReport", "gustavson_count", "product_cost",
            "reverse_bracketing", "forward_bracketing", "optimal_bracketing", "bracketing",
@@ -156,6 +156,9 @@ def _exact_counts(s: Structure) -> tuple[Counts, Counts]:
     if isinstance(s, Tile):
         (rows, _), (cols, _) = _pattern_counts(s.G)
         return (rows, s.n), (s.n * cols, 1)
+    if isinstance(s, Shared):
+        (rows, _), (cols, _) = _pattern_counts(s.pattern)
+        return (rows, s.n), (cols, s.n)
     if isinstance(s, Flat | BlockDiag):
         return _pattern_counts(s.matrix)
     return _pattern_counts(s.materialise())
@@ -206,6 +209,8 @@ class Sketch:
             return cls.made("diagonal", s.d.size, _ones(sp.eye_array(1, format="csr")))
         if isinstance(s, Kron):
             return cls.made("kron", s.n, _ones(s.M))
+        if isinstance(s, Shared):
+            return cls.made("blockdiag", s.n, _ones(s.pattern))
         if isinstance(s, BlockDiag):
             (h, w), m = s.block, s.matrix
             end = int(m.indptr[h])

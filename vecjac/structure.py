@@ -35,9 +35,10 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .budget import index_dtype
+from .paths import shared_product
 
-__all__ = ["Structure", "Flat", "Lazy", "Kron", "Diagonal", "BlockDiag", "KronRows", "Tile",
-           "product", "per_sample_rmat", "per_sample_rmatmat"]
+__all__ = ["Structure", "Flat", "Lazy", "Kron", "Diagonal", "BlockDiag", "Shared", "KronRows",
+           "Tile", "product", "per_sample_rmat", "per_sample_rmatmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -290,6 +291,112 @@ class BlockDiag(Structure):
         return BlockDiag(self.n, self.matrix.T.tocsr())
 
 
+class Shared(BlockDiag):
+    """``diag(M_1, ..., M_n)`` whose blocks share one sparsity pattern: the pattern kept once
+    (``pattern``, entries 1.0) and the values as ``values[e, s]``, entry ``e`` of block ``s``.
+
+    A per-sample diagonal makes one of a shared block, ``diag(d) (I_n (x) M)``, and products
+    with ``I_n (x) A`` keep it (:func:`vecjac.paths.shared_product`: one sparse-times-dense
+    product for all blocks), so an end-to-end Jacobian such as ``dZ2/dX`` through ``f'(Z1)``
+    is one pattern and a value per sample.  The flat matrix (``matrix``, ``materialise``) is
+    built when asked for.
+    """
+
+    def __init__(self, n: int, pattern: sp.csr_array, values: NDArray):
+        self.n, self.pattern, self.values = int(n), sp.csr_array(pattern), np.asarray(values)
+        if self.values.shape != (self.pattern.nnz, self.n):
+            raise ValueError(f"values must have shape (pattern.nnz, n) = "
+                             f"{(self.pattern.nnz, self.n)}, got {self.values.shape}")
+        self.block = self.pattern.shape
+        self.shape = (self.n * self.block[0], self.n * self.block[1])
+
+    @classmethod
+    def scaled(cls, M: sp.csr_array, d: NDArray, n: int, side: str) -> Shared:
+        """``diag(d) (I_n (x) M)`` (``side="rows"``) or ``(I_n (x) M) diag(d)`` (``"cols"``)."""
+        M = sp.csr_array(M)
+        if not M.has_canonical_format:  # a copy: M may be a factor that others hold
+            M = M.copy()
+            M.sum_duplicates()
+        at = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr)) if side == "rows" else M.indices
+        values = M.data[:, None] * np.asarray(d).reshape(n, -1)[:, at].T
+        return cls(n, _ones(M), values)
+
+    @property
+    def matrix(self) -> sp.csr_array:
+        return self.materialise()
+
+    @property
+    def factors(self):
+        return (self.pattern, self.values)
+
+    @property
+    def nbytes(self) -> int:
+        return _csr_bytes(self.pattern) + int(self.values.nbytes)
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    @property
+    def nnz(self) -> int:
+        return self.n * int(self.pattern.nnz)
+
+    def __str__(self) -> str:
+        (h, w), nnz = self.block, self.pattern.nnz
+        return f"shared({self.n} x {h}x{w}, nnz {nnz} each)"
+
+    def materialise(self):
+        flat = _repeated(self.pattern, self.n, self.shape, shift_columns=True)
+        flat.data = np.empty((self.n, self.pattern.nnz), dtype=self.values.dtype)
+        flat.data[...] = self.values.T
+        flat.data = flat.data.ravel()
+        return flat
+
+    def map(self, fn):
+        return Shared(self.n, self.pattern, fn(self.values))
+
+    def scale(self, d: NDArray, side: str) -> Shared:
+        """``diag(d) @ self`` (``side="rows"``) or ``self @ diag(d)`` (``"cols"``)."""
+        p = self.pattern
+        at = np.repeat(np.arange(p.shape[0]), np.diff(p.indptr)) if side == "rows" else p.indices
+        return Shared(self.n, p, self.values * np.asarray(d).reshape(self.n, -1)[:, at].T)
+
+    def rmatmat(self, R):
+        k, (h, w), p = R.shape[0], self.block, self.pattern
+        rows = np.repeat(np.arange(h), np.diff(p.indptr))
+        weighted = R.reshape(k, self.n, h)[:, :, rows] * self.values.T  # (k, n, nnz)
+        columns = _csr(np.ones(p.nnz, dtype=self.values.dtype), p.indices,
+                       np.arange(p.nnz + 1), (p.nnz, w))
+        return np.asarray(weighted.reshape(k * self.n, p.nnz) @ columns).reshape(k, -1)
+
+    def matmat(self, V):
+        k, (h, w), p = V.shape[1], self.block, self.pattern
+        weighted = V.reshape(self.n, w, k)[:, p.indices, :] * self.values.T[:, :, None]
+        rows = _csr(np.ones(p.nnz, dtype=self.values.dtype), np.arange(p.nnz), p.indptr,
+                    (h, p.nnz))
+        out = np.asarray(rows @ weighted.transpose(1, 0, 2).reshape(p.nnz, self.n * k))
+        return out.reshape(h, self.n, k).transpose(1, 0, 2).reshape(self.shape[0], k)
+
+    def coarsen(self, n: int) -> Shared:
+        """The same matrix as ``n`` blocks (``n`` divides ``self.n``): each coarse block is
+        the block diagonal of ``self.n / n`` consecutive blocks, so the pattern is still shared."""
+        if n == self.n:
+            return self
+        t = self.n // n
+        values = self.values.reshape(-1, n, t).transpose(2, 0, 1).reshape(-1, n)
+        return Shared(n, Kron(t, self.pattern).materialise(), values)
+
+    def transpose(self):
+        p = self.pattern
+        order = sp.csr_array((np.arange(p.nnz), p.indices, p.indptr), shape=p.shape).T.tocsr()
+        return Shared(self.n, _ones(order), self.values[order.data])
+
+
+def _ones(M: sp.csr_array) -> sp.csr_array:
+    """The pattern of ``M``: its indices with every entry 1.0."""
+    return _csr(np.ones(M.nnz), M.indices, M.indptr, M.shape)
+
+
 class KronRows(Structure):
     """Rows stacked over ``n`` samples, sample ``s``'s rows ``I_c (x) P_s``; ``P`` holds the
     blocks ``P_s`` one under the other, shape ``(n h, q)``."""
@@ -407,6 +514,9 @@ def product(a: Structure, b: Structure) -> Structure:
         a, b = _coarsen(a, n), _coarsen(b, n)
         if isinstance(a, Kron) and isinstance(b, Kron):
             return Kron(n, sp.csr_array(a.M @ b.M))
+        shared = _shared_product(a, b, n)
+        if shared is not None:
+            return shared
         if isinstance(b, Diagonal):
             return _scale_columns(a, b.d)
         if isinstance(a, Diagonal):
@@ -419,13 +529,31 @@ def product(a: Structure, b: Structure) -> Structure:
     return Flat(sp.csr_array(a.materialise() @ b.materialise()))
 
 
+def _shared_product(a, b, n: int) -> Shared | None:
+    """``a @ b`` as :class:`Shared` when one side is a shared block and the other a per-sample
+    diagonal or a block of that pattern; ``None`` where no such rule applies."""
+    if isinstance(a, Diagonal) and isinstance(b, Kron):
+        return Shared.scaled(b.M, a.d, n, "rows")
+    if isinstance(a, Kron) and isinstance(b, Diagonal):
+        return Shared.scaled(a.M, b.d, n, "cols")
+    if isinstance(a, Diagonal) and isinstance(b, Shared):
+        return b.scale(a.d, "rows")
+    if isinstance(a, Shared) and isinstance(b, Diagonal):
+        return a.scale(b.d, "cols")
+    if isinstance(a, Kron) and isinstance(b, Shared):
+        return Shared(n, *shared_product(a.M, b.pattern, b.values))
+    if isinstance(a, Shared) and isinstance(b, Kron):  # (A_s B)^T = B^T A_s^T
+        return _shared_product(b.transpose(), a.transpose(), n).transpose()
+    return None
+
+
 def _count(s) -> int:
     return s.d.size if isinstance(s, Diagonal) else s.n
 
 
 def _coarsen(s, n: int):
     """``s`` seen as ``n`` diagonal blocks (``n`` divides its count)."""
-    if isinstance(s, Kron):
+    if isinstance(s, Kron | Shared):
         return s.coarsen(n)
     if isinstance(s, BlockDiag) and s.n != n:
         return BlockDiag(n, s.matrix)
