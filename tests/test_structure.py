@@ -255,3 +255,19 @@ def test_conv_products_through_the_direct_kernels_equal_flat_products(N, stride,
         assert J.nbytes <= flat[name.split()[0]].nbytes  # builds the factor
         assert J.structure == described  # the factor has the nnz announced
         same_entries(J.matrix, F)
+
+
+def test_structured_jacobians_keep_the_parameters_they_were_built_at(rng):
+    """Training updates K and W in place; a Jacobian built before keeps its values, built
+    lazily or not."""
+    K, W = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal((12, 4))
+    J_conv = jac.conv_wrt_input(K, (2, 2, 5, 5), 1, 1)
+    J_dense = jac.dense_wrt_input(W, 2)
+    expected = [jac.conv_wrt_input(K, (2, 2, 5, 5), 1, 1, structured=False).toarray(),
+                jac.dense_wrt_input(W, 2, structured=False).toarray()]
+    K += 1.0
+    W *= 3.0
+    for J, flat in zip((J_conv, J_dense), expected, strict=True):
+        row = rng.standard_normal(J.shape[0])
+        close(row @ J, row @ flat)
+        close(J.toarray(), flat)

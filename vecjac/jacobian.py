@@ -12,6 +12,8 @@ NumPy's C order (``torch.func.jacrev``, ``jax.jacrev``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
@@ -79,7 +81,7 @@ class Jacobian:
             if not isinstance(matrix, sp.csr_array):
                 matrix = sp.csr_array(matrix)
             self._structure, self._matrix = Flat(matrix), matrix
-        expected = (int(np.prod(self.of_shape)), int(np.prod(self.wrt_shape)))
+        expected = (math.prod(self.of_shape), math.prod(self.wrt_shape))
         if self.transposed:
             expected = expected[::-1]
         if self._structure.shape != expected:

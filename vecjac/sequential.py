@@ -156,7 +156,7 @@ class Sequential:
     def _forward(self, X: ArrayLike, context: bool = False) -> dict:
         """Every intermediate of the forward pass, by the note's names; with ``context``,
         also what each layer's backward pass reuses, under the key ``(i, "context")``."""
-        cache = {"X": self._check_X(X)}
+        cache = {"X": _vec_layout(self._check_X(X))}
         A = cache["X"]
         for i, (layer, name) in enumerate(zip(self.layers, self.names, strict=True)):
             if context:
@@ -432,6 +432,14 @@ class Sequential:
             valid = chain[top + 1 :] + [q for q, z in owners.items() if chain.index(z) >= top]
             raise ValueError(f"wrt must be on the chain below {of!r}: one of {valid}, got {wrt!r}")
         return [f"d{a}/d{b}" for a, b in pairwise(names)] + last
+
+
+def _vec_layout(X: NDArray) -> NDArray:
+    """``X`` stored in the note's vec layout, every channel column-major (the values and
+    shape unchanged): the convolutions and poolings keep that layout for their outputs
+    (``direct.conv.vec_layout``), so ``vec`` of every map in the chain is a reshape and the
+    Jacobian products read the rows and the maps in the same order."""
+    return np.ascontiguousarray(X.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 
 def _output_names(layers: list[Layer]) -> list[str]:

@@ -248,12 +248,19 @@ class Diagonal(Structure):
 
 class BlockDiag(Structure):
     """``diag(M_1, ..., M_n)`` with distinct blocks, stored as the flat matrix (it holds the
-    blocks' entries once); ``stacked()`` gives them one under the other."""
+    blocks' entries once; a :class:`Lazy` one is built on first use); ``stacked()`` gives
+    them one under the other.  ``rows`` (optional) is ``R -> R @ J`` without the matrix, as
+    for :class:`Kron`."""
 
-    def __init__(self, n: int, matrix: sp.csr_array):
-        self.n, self.matrix = int(n), sp.csr_array(matrix)
-        self.shape = self.matrix.shape
+    def __init__(self, n: int, matrix, rows=None):
+        self.n, self._flat, self.rows = int(n), Lazy.of(matrix), rows
+        self.shape = self._flat.shape
         self.block = (self.shape[0] // self.n, self.shape[1] // self.n)
+
+    @property
+    def matrix(self) -> sp.csr_array:
+        """The flat matrix (a :class:`Lazy` one is built here, on first use)."""
+        return self._flat.matrix
 
     @property
     def factors(self):
@@ -261,7 +268,10 @@ class BlockDiag(Structure):
 
     @property
     def nnz(self) -> int:
-        return int(self.matrix.nnz)
+        return self._flat.nnz
+
+    def rmatmat(self, R):
+        return self.rows(R) if self.rows is not None else np.asarray(R @ self.matrix)
 
     def __str__(self) -> str:
         return f"blockdiag({self.n} x {self.block[0]}x{self.block[1]}, nnz {self.nnz})"

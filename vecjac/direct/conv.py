@@ -54,7 +54,9 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
         (s - w_p) mod w_a]``.  Circular padding must not exceed the input size.
     return_cols : bool
         Also return the unfolded input (im2col), which :func:`conv2d_backward` accepts as
-        ``cols`` instead of unfolding ``A`` again.
+        ``cols`` instead of unfolding ``A`` again.  For maps in the vec layout
+        (:func:`vec_layout`) everything runs on the transposed maps: ``Z`` keeps the layout
+        and ``cols`` unfolds the transposed maps.
 
     Returns
     -------
@@ -66,6 +68,11 @@ def conv2d(A: ArrayLike, K: ArrayLike, b: ArrayLike | None = None, stride=1, pad
     A, K, single = _check_conv_args(A, K)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
     check_padding_mode(padding_mode, padding, A.shape[2:])
+    if vec_layout(A):  # the same convolution of the transposed maps; Z keeps A's layout
+        Z_T, cols = conv2d(_swap(A), _swap(K), b, stride[::-1], padding[::-1],
+                           return_cols=True, padding_mode=padding_mode)
+        Z = _swap(Z_T[0] if single else Z_T)
+        return (Z, cols) if return_cols else Z
     cols = _im2col(A, K.shape[2:], stride, padding, padding_mode)  # (C_in h_k w_k, N h_z w_z)
     N, (hz, wz) = A.shape[0], conv_output_shape(A.shape[2:], K.shape[2:], stride, padding)
     per_sample = cols.reshape(cols.shape[0], N, hz * wz).transpose(1, 0, 2)  # a view
@@ -95,8 +102,9 @@ def conv2d_backward(
         gradient with respect to its input.
     cols : ndarray, optional
         The unfolded input that ``conv2d(A, K, ..., return_cols=True)`` returned for the
-        same ``A``, stride, padding and padding mode; saves unfolding ``A`` again (checked
-        for shape only).
+        same ``A`` (the same array: for maps in the vec layout, :func:`vec_layout`, the
+        columns are those of the transposed maps), stride, padding and padding mode; saves
+        unfolding ``A`` again (checked for shape only).
 
     Returns
     -------
@@ -108,6 +116,12 @@ def conv2d_backward(
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
     check_padding_mode(padding_mode, padding, A.shape[2:])
     dZ = _check_upstream(dZ, A, K, stride, padding, single)
+    if vec_layout(A):  # as conv2d: the transposed maps, and cols of the transposed maps
+        dA_T, dK_T, db = conv2d_backward(_swap(dZ), _swap(A), _swap(K), stride[::-1],
+                                         padding[::-1], input_grad=input_grad, cols=cols,
+                                         padding_mode=padding_mode)
+        dA = None if dA_T is None else _swap(dA_T[0] if single else dA_T)
+        return dA, np.ascontiguousarray(_swap(dK_T)), db
     hk, wk = K.shape[2:]
     N, C_in, ha, wa = A.shape
     _, _, hz, wz = dZ.shape
@@ -261,6 +275,19 @@ def input_gradient(dZ: ArrayLike, K: ArrayLike, input_size, stride=1, padding=0)
     dX_pad = conv2d(D_full, K_rot)
     dX = dX_pad[:, :, hp : hp + ha, wp : wp + wa]
     return np.ascontiguousarray(dX[0] if single else dX)
+
+
+def vec_layout(A: NDArray) -> bool:
+    """Whether a batch of maps ``(N, C, H, W)`` is stored in the note's vec layout: every
+    channel column-major, i.e. ``A.swapaxes(-1, -2)`` is C-contiguous and ``A`` is not (as
+    :class:`vecjac.Sequential` keeps its maps, so that ``vec`` is a reshape).  Convolution
+    and pooling then run on the transposed maps, and their outputs keep the layout."""
+    return A.ndim == 4 and not A.flags.c_contiguous and _swap(A).flags.c_contiguous
+
+
+def _swap(x: NDArray) -> NDArray:
+    """The maps transposed (a view): the last two axes swapped."""
+    return x.swapaxes(-1, -2)
 
 
 # --- helpers ------------------------------------------------------------------------------

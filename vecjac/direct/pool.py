@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from ..vec import as_float_array, as_pair, check_choice, conv_output_shape
+from .conv import vec_layout
 
 __all__ = [
     "POOL_KINDS",
@@ -110,6 +111,8 @@ def pool2d(I: ArrayLike, kind: str = "avg", size=2, stride=None, padding=0) -> N
     """
     I = as_float_array(I, "I", ndims=(3, 4))
     args = check_pool_args(I.shape, kind, size, stride, padding)
+    if _transposable(I, args):  # the transposed maps: the output keeps the vec layout
+        return _swap(pool2d(_swap(I), args.kind, *_transposed(args)))
     if args.kind == "max":
         return _window_max(I, args)
     if args.kind == "avg":
@@ -150,6 +153,8 @@ def pool2d_backward(
     dA = as_float_array(dA, "dA", ndims=(I.ndim,))
     if dA.shape != args.output_shape:
         raise ValueError(f"dA has shape {dA.shape}, the pooled output {args.output_shape}")
+    if _transposable(I, args):
+        return _swap(pool2d_backward(_swap(dA), _swap(I), args.kind, *_transposed(args)))
     if args.kind == "avg" and tiles(args, I.shape):
         return _tiled_spread(dA, args.size)
     return _col2im(_window_derivatives(dA, I, args), I.shape, args)
@@ -215,6 +220,22 @@ def tiles(args: PoolArgs, shape) -> bool:
 
 
 # --- helpers ------------------------------------------------------------------------------
+def _transposable(I: NDArray, args: PoolArgs) -> bool:
+    """Maps in the vec layout (:func:`vecjac.direct.conv.vec_layout`) are pooled as their
+    transposes, except by max pooling, whose first maximum in row-major window order is not
+    the first in the transposed window."""
+    return args.kind != "max" and vec_layout(I)
+
+
+def _transposed(args: PoolArgs) -> tuple:
+    """``(size, stride, padding)`` of the same pooling on the transposed maps."""
+    return args.size[::-1], args.stride[::-1], args.padding[::-1]
+
+
+def _swap(x: NDArray) -> NDArray:
+    return x.swapaxes(-1, -2)
+
+
 def _tiled_sum(I: NDArray, size) -> NDArray:
     """The window sums of windows that tile ``I`` (:func:`tiles`): the ``h_l`` rows of each
     window are added first (whole contiguous rows), then the ``w_l`` columns."""

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget, index_dtype
 from ..direct.activation import ACTIVATIONS, activate, activation_derivative
 from ..jacobian import Jacobian
-from ..structure import BlockDiag, Diagonal
+from ..structure import BlockDiag, Diagonal, Lazy
 from ..vec import as_float_array, check_choice, vec
 from ._csr import assemble_csr
 
@@ -82,12 +82,12 @@ def activation(
         return _softmax(Z, of, wrt, max_bytes, structured)
     n = Z.size
     check_csr_budget(n, (n, n), Z.dtype, f"activation ({n} x {n})", max_bytes)
-    # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): take vec (a copy unless Z is a
-    # vector) and overwrite it with the derivative, already in the diagonal's order.
+    # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): the derivative of vec(Z), already
+    # in the diagonal's order; vec(Z) is a view of a vector, or of maps in the vec layout (as
+    # a network keeps them), and else a copy that the derivative overwrites.
     diagonal = vec(Z)
-    if np.shares_memory(diagonal, Z):
-        diagonal = diagonal.copy()
-    activation_derivative(diagonal, kind, negative_slope=negative_slope, out=diagonal)
+    out = np.empty_like(diagonal) if np.shares_memory(diagonal, Z) else diagonal
+    diagonal = activation_derivative(diagonal, kind, negative_slope=negative_slope, out=out)
     storage = Diagonal(diagonal) if structured else _diagonal(diagonal)
     return Jacobian(storage, of, wrt, Z.shape, Z.shape)
 
@@ -115,11 +115,21 @@ def _softmax(Z: NDArray, of: str, wrt: str, max_bytes, structured: bool) -> Jaco
     itype = check_csr_budget(nnz, shape, Z.dtype, f"softmax ({n_samples} blocks of {n} x {n})",
                              max_bytes)
     s = columns.T  # (N, n): one row per sample
-    blocks = -s[:, :, None] * s[:, None, :]  # -s s^T
-    blocks[:, np.arange(n), np.arange(n)] += s  # + diag(s)
-    first = np.arange(n_samples, dtype=itype)[:, None, None] * n
-    indices = np.broadcast_to(first + np.arange(n, dtype=itype), (n_samples, n, n)).ravel()
-    indptr = np.arange(0, nnz + 1, n, dtype=itype)
-    matrix = assemble_csr(blocks.ravel(), indices, indptr, shape)
-    return Jacobian(BlockDiag(n_samples, matrix) if structured else matrix, of, wrt, Z.shape,
+
+    def build() -> sp.csr_array:
+        blocks = -s[:, :, None] * s[:, None, :]  # -s s^T
+        blocks[:, np.arange(n), np.arange(n)] += s  # + diag(s)
+        first = np.arange(n_samples, dtype=itype)[:, None, None] * n
+        indices = np.broadcast_to(first + np.arange(n, dtype=itype), (n_samples, n, n)).ravel()
+        indptr = np.arange(0, nnz + 1, n, dtype=itype)
+        return assemble_csr(blocks.ravel(), indices, indptr, shape)
+
+    if not structured:
+        return Jacobian(build(), of, wrt, Z.shape, Z.shape)
+
+    def rows(R):  # the blocks are symmetric: r (diag(s) - s s^T) = s * (r - (r . s))
+        R3 = R.reshape(R.shape[0], n_samples, n)
+        return (s * (R3 - np.einsum("kti,ti->kt", R3, s)[..., None])).reshape(R.shape[0], -1)
+
+    return Jacobian(BlockDiag(n_samples, Lazy(build, shape, nnz), rows=rows), of, wrt, Z.shape,
                     Z.shape)

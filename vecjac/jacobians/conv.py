@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, check_csr_budget, csr_nbytes, get_memory_budget, index_dtype
-from ..direct.conv import _im2col, _input_grad, _kernel_grad_from_rows
+from ..direct.conv import _im2col, _input_grad, _kernel_grad_from_rows, vec_layout
 from ..jacobian import Jacobian
 from ..structure import Kron, KronRows, Lazy, Tile
 from ..vec import as_float_array, as_pair, as_shape, check_padding_mode, conv_output_shape, vec
@@ -345,8 +345,10 @@ def clear_pattern_cache() -> None:
 # --- structured forms ---------------------------------------------------------------------
 def _structured_wrt_input(K, shape, stride, padding, of, wrt, max_bytes, padding_mode):
     """``I_N (x) M``: ``M`` (one sample's ``dZ/dA``) built on first use; ``R @ J`` runs the
-    direct backward pass's matrix product and col2im on ``R`` read as ``dL/dZ``."""
-    one = shape[1:]
+    direct backward pass's matrix product and col2im on ``R`` read as ``dL/dZ``.  ``K`` is
+    copied (it is small): training updates the parameters in place, and ``J`` must stay the
+    Jacobian at the ``K`` it was built for."""
+    K, one = K.copy(), shape[1:]
     pattern = _checked_pattern(one, K.shape, stride, padding, K.dtype, max_bytes, padding_mode)
     max_bytes = _budget_now(max_bytes)  # the lazy build keeps the budget checked here
     n_rows, n_cols = pattern.indptr.size - 1, int(np.prod(one))
@@ -374,19 +376,23 @@ def _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes,
     P = Lazy(build, (pattern.indptr.size - 1, int(np.prod(one_kernel))), pattern.nnz)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
     unfolded = {} if cols is None else {"cols": cols}
+    batch = A if A.ndim == 4 else A[None]
+    transposed = vec_layout(batch)  # then cols unfold the transposed maps, as conv2d's do
     hw = pattern.output_shape[-2:]
 
     def columns():  # the unfolded input (the forward pass's, else made on the first product)
         if "cols" not in unfolded:
-            batch = A if A.ndim == 4 else A[None]
-            unfolded["cols"] = _im2col(batch, kernel_shape[2:], stride, padding, padding_mode)
+            unfolded["cols"] = (
+                _im2col(batch.swapaxes(-1, -2), kernel_shape[:-3:-1], stride[::-1],
+                        padding[::-1], padding_mode) if transposed else
+                _im2col(batch, kernel_shape[2:], stride, padding, padding_mode))
         return unfolded["cols"]
 
     def rows(R):
-        return _kernel_rows(R, columns(), kernel_shape, n, hw)
+        return _kernel_rows(R, columns(), kernel_shape, n, hw, transposed)
 
     def per_sample(R):
-        return _kernel_rows_per_sample(R, columns(), kernel_shape, n, hw)
+        return _kernel_rows_per_sample(R, columns(), kernel_shape, n, hw, transposed)
 
     of_shape = pattern.output_shape[:-3] + (kernel_shape[0],) + pattern.output_shape[-2:]
     return Jacobian(KronRows(n, kernel_shape[0], P, rows=rows, per_sample=per_sample), of, wrt,
@@ -413,24 +419,34 @@ def _input_rows(R: NDArray, K: NDArray, input_shape, stride, padding, padding_mo
     return dA_T.reshape(k, -1)
 
 
-def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray:
+def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw,
+                 transposed: bool = False) -> NDArray:
     """``R @ dZ/dK`` for rows ``R`` ``(k, n C_out h_z w_z)``: ``dL/dK`` of each row read as
     ``vec(dL/dZ)``, one matrix product with the unfolded input ``cols`` (the forward pass's,
     ``(C_in h_k w_k, n h_z w_z)``; the rows are turned to its orientation, as they are the
-    smaller), read back in ``vec(K)``."""
+    smaller), read back in ``vec(K)``.  ``transposed``: ``cols`` unfolds the transposed maps
+    (:func:`vecjac.direct.conv.vec_layout`), whose positions are in the rows' own order, and
+    the product is ``dL/dK`` transposed, whose C order is ``vec(K)``: nothing is turned."""
     k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
+    if transposed:
+        dZ_mat = R.reshape(k, n, c_out, wz * hz).transpose(0, 2, 1, 3).reshape(k * c_out, -1)
+        return (dZ_mat @ cols.T).reshape(k, -1)
     dZ_mat = R.reshape(k, n, c_out, wz, hz).transpose(0, 2, 1, 4, 3).reshape(k * c_out, -1)
     dK = _kernel_grad_from_rows(dZ_mat, cols, (k * c_out,) + tuple(kernel_shape[1:]))
     return vec(dK).reshape(k, -1)
 
 
-def _kernel_rows_per_sample(R: NDArray, cols: NDArray, kernel_shape, n: int, hw) -> NDArray:
+def _kernel_rows_per_sample(R: NDArray, cols: NDArray, kernel_shape, n: int, hw,
+                            transposed: bool = False) -> NDArray:
     """:func:`_kernel_rows` without the sum over samples: ``(n, k, C_out C_in h_k w_k)``,
     sample ``s``'s ``dL/dK`` from its own part of each row and its own columns, one batched
     matrix product ``(n, k C_out, h_z w_z) @ (n, h_z w_z, C_in h_k w_k)``."""
     k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
-    dZ = R.reshape(k, n, c_out, wz, hz).transpose(1, 0, 2, 4, 3).reshape(n, k * c_out, hz * wz)
     per_sample = cols.reshape(cols.shape[0], n, hz * wz).transpose(1, 2, 0)
+    if transposed:
+        dZ = R.reshape(k, n, c_out, wz * hz).transpose(1, 0, 2, 3).reshape(n, k * c_out, -1)
+        return np.matmul(dZ, per_sample).reshape(n, k, -1)
+    dZ = R.reshape(k, n, c_out, wz, hz).transpose(1, 0, 2, 4, 3).reshape(n, k * c_out, hz * wz)
     dK = np.matmul(dZ, per_sample).reshape((n, k) + tuple(kernel_shape))
     return vec(dK).reshape(n, k, -1)
 

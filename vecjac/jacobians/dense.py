@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_csr_budget
 from ..jacobian import Jacobian
-from ..structure import Diagonal, Kron, KronRows, Tile
+from ..structure import Diagonal, Kron, KronRows, Lazy, Tile
 from ..vec import as_float_array, order_permutation
 from ._csr import assemble_csr
 
@@ -61,14 +61,15 @@ def dense_wrt_input(
     """
     W = as_float_array(W, "W", ndims=(2,))
     N = _samples(n_samples)
-    if structured and n_samples is not None:
-        M = dense_wrt_input(W, None, max_bytes=max_bytes, structured=False)
-        n_in, n_out = W.shape
+    if structured and n_samples is not None:  # W copied: J stays the Jacobian at this W
+        W, (n_in, n_out) = W.copy(), W.shape
+        M = Lazy(lambda: dense_wrt_input(W, None, max_bytes=max_bytes, structured=False).matrix,
+                 (n_out, n_in), n_out * n_in)  # W3^T, built when asked for
 
         def rows(R):  # each sample's part of each row times W3^T: one dense product
             return (R.reshape(-1, n_out) @ W.T).reshape(R.shape[0], N * n_in)
 
-        return Jacobian(Kron(N, M.matrix, rows=rows), of, wrt, _fc_shape(W.shape[1], N),
+        return Jacobian(Kron(N, M, rows=rows), of, wrt, _fc_shape(W.shape[1], N),
                         _fc_shape(W.shape[0], N))
     n_in, n_out = W.shape
     shape = (N * n_out, N * n_in)
@@ -108,7 +109,8 @@ def dense_wrt_weight(
     n_out = _positive(n_out, "n_out")
     n_in, N = B.shape[0], (B.shape[1] if B.ndim == 2 else 1)
     if structured:
-        P = dense_wrt_weight(B, 1, max_bytes=max_bytes, structured=False).matrix  # B^T
+        P = Lazy(lambda: dense_wrt_weight(B, 1, max_bytes=max_bytes, structured=False).matrix,
+                 (N, n_in), N * n_in)  # B^T, built when asked for
         B2 = B.reshape(n_in, N)
 
         def rows(R):  # sum_s r_s B2[:, s]^T per output: (k, n_out, N) @ (N, n_in), vec(W)

@@ -96,8 +96,8 @@ class Flatten(Layer):
         return vec(A).reshape(A.shape[0], -1).T  # column n is vec(A[n]): the note's B
 
     def backward(self, dOut, A, p, input_grad=True, context=None):
-        # column n of dB is vec(dA[n]); C order again, so the layers below read it in turn
-        return np.ascontiguousarray(unvec(dOut.T.ravel(), A.shape)), {}
+        # column n of dB is vec(dA[n]): unvec is a view in the vec layout, A's in a network
+        return unvec(dOut.T.ravel(), A.shape), {}
 
     def shape_only_jacobians(self) -> frozenset[str]:
         return frozenset({"input"})
