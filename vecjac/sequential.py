@@ -205,10 +205,17 @@ class Sequential:
         return self._loss(cache[self.top], self._targets(y, cache["X"].shape[0]))
 
     # --- Jacobians ------------------------------------------------------------------------
+    def _loss_row(self, top: NDArray, y) -> tuple[float, Jacobian]:
+        """The loss and its Jacobian row ``dJ/d<top>``, from one evaluation of the loss."""
+        build = jac.loss_from_logits if self.from_logits else jac.loss
+        return build(top, y, self.loss_kind, self.reduction, wrt=self.top)
+
     def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True,
-                          structured: bool = True, reuse: bool = False) -> dict[str, Jacobian]:
+                          structured: bool = True, reuse: bool = False,
+                          loss_row: Jacobian | None = None) -> dict[str, Jacobian]:
         """Every Jacobian of the chain from the forward cache, from the loss down; build
-        times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``.
+        times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``;
+        ``loss_row`` is ``dJ/d<top>`` when the caller has it (else built from ``y``).
 
         ``reuse=True`` (the gradient paths, whose Jacobians never leave the call) takes the
         Jacobians that depend on the batch's shape alone (``Layer.shape_only_jacobians``:
@@ -228,10 +235,10 @@ class Sequential:
                 out[name] = builder(*args)
             self.build_ms[name] = 1e3 * (time.perf_counter() - start)
 
-        if y is not None:
-            row = jac.loss_from_logits if self.from_logits else jac.loss
-            add(f"dJ/d{self.top}", lambda: row(cache[self.top], y, self.loss_kind,
-                                               self.reduction, wrt=self.top)[1])
+        if loss_row is not None:
+            out[f"dJ/d{self.top}"] = loss_row
+        elif y is not None:
+            add(f"dJ/d{self.top}", lambda: self._loss_row(cache[self.top], y)[1])
         for i in range(len(self.layers) - 1, -1, -1):
             layer, name, below = self.layers[i], self.names[i], self.inputs[i]
             A, p = cache[below], self._local(i)
@@ -275,11 +282,12 @@ class Sequential:
         X, y = self._checked_inputs(X, y)
         with finite_checked():  # every array below derives from the checked X and params
             cache = self._forward(X, context=method in ("direct", "jacobian"))
-            J = self._loss(cache[self.top], y)
-            if method == "jacobian":
+            if method == "jacobian":  # the loss and its row from one evaluation
+                J, row = self._loss_row(cache[self.top], y)
                 with jac.shared_patterns():  # transient Jacobians: no copies of patterns
                     return J, self._chain_gradients(self._cached_jacobians(
-                        cache, y, wrt_X=False, reuse=True))
+                        cache, wrt_X=False, reuse=True, loss_row=row))
+            J = self._loss(cache[self.top], y)
             if method == "paper":
                 from .paper import paper_gradients
 

@@ -115,6 +115,11 @@ class Flat(Structure):
     def materialise(self):
         return self.matrix
 
+    def rmatmat(self, R):
+        if self.shape[0] == 1:  # a row such as dJ/dA: R @ J is an outer product
+            return R * self.matrix.toarray()
+        return np.asarray(R @ self.matrix)
+
     def map(self, fn):
         return Flat(sp.csr_array(fn(self.matrix)))
 
