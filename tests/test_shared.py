@@ -152,3 +152,32 @@ def test_network_dZ2_dX_is_one_pattern_in_every_order(rng):
 def test_values_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match=r"values must have shape \(pattern.nnz, n\)"):
         Shared(2, sp.csr_array(np.eye(3)), np.ones((3, 3)))
+
+
+def test_kept_plans_serve_new_values_and_never_another_pattern(rng, monkeypatch):
+    from vecjac import paths
+
+    paths.clear_plans()
+    A, B = random_csr(rng, (7, 6), 0.4), random_csr(rng, (6, 5), 0.4)
+    values = rng.standard_normal((B.nnz, 3))
+    first = shared_product(A, B, values)
+    assert len(paths._plans) == 1
+    A2 = A.copy()
+    A2.data = rng.standard_normal(A.nnz)  # same pattern, new values: the plan is reused
+    pattern, got = shared_product(A2, B, values)
+    assert len(paths._plans) == 1 and (pattern != first[0]).nnz == 0
+    for k in range(3):
+        B_k = sp.csr_array((values[:, k], B.indices, B.indptr), shape=B.shape)
+        block = sp.csr_array((got[:, k], pattern.indices, pattern.indptr), shape=pattern.shape)
+        close(block.toarray(), (A2 @ B_k).toarray())
+    monkeypatch.setattr(paths, "_key", lambda M: "collide")  # every pattern one key
+    A3 = random_csr(rng, (7, 6), 0.5)
+    pattern, got = shared_product(A3, B, values)
+    B_0 = sp.csr_array((values[:, 0], B.indices, B.indptr), shape=B.shape)
+    close(sp.csr_array((got[:, 0], pattern.indices, pattern.indptr),
+                       shape=pattern.shape).toarray(), (A3 @ B_0).toarray())
+    for _ in range(paths.PLANS + 2):
+        shared_product(random_csr(rng, (7, 6), 0.5), B, values)
+    assert len(paths._plans) <= paths.PLANS
+    vj.jacobians.clear_pattern_cache()
+    assert len(paths._plans) == 0

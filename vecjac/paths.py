@@ -19,11 +19,14 @@ output entry ``(r, c)`` together.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-__all__ = ["shared_product"]
+__all__ = ["shared_product", "clear_plans", "PLANS"]
 
 
 def shared_product(A: sp.csr_array, pattern: sp.csr_array, values: NDArray
@@ -46,20 +49,79 @@ def shared_product(A: sp.csr_array, pattern: sp.csr_array, values: NDArray
         The pattern shared by every ``A @ B_s`` (sorted indices, entries 1.0): every entry
         reached by a path, kept even where the sum happens to be zero.
     product_values : ndarray, shape (product_pattern.nnz, n)
+
+    The path matrix's pattern depends on the patterns of ``A`` and ``B`` alone; the last
+    :data:`PLANS` of them are kept (:func:`clear_plans` forgets them), so a second product
+    of the same shapes only gathers ``A``'s values along the paths and multiplies.
     """
-    (p, q), m, n = A.shape, pattern.shape[1], values.shape[1]
-    nnz_B = pattern.nnz
-    if A.nnz == 0 or nnz_B == 0:
-        empty = sp.csr_array((p, m), dtype=np.float64)
+    n = values.shape[1]
+    if A.nnz == 0 or pattern.nnz == 0:
+        empty = sp.csr_array((A.shape[0], pattern.shape[1]), dtype=np.float64)
         return empty, np.zeros((0, n), dtype=np.result_type(A.dtype, values.dtype))
-    row_B = np.repeat(np.arange(q), np.diff(pattern.indptr))
-    by_column = np.lexsort((row_B, pattern.indices))  # B's entries numbered column by column
+    plan = _plan(A, pattern)
+    S = sp.csr_array((A.data[plan.a_entry], plan.b_entry, plan.indptr),
+                     shape=(plan.indptr.size - 1, pattern.nnz))
+    return plan.pattern, np.asarray(S @ values)
+
+
+PLANS = 4  # path-matrix patterns kept (each holds two indices per path)
+
+
+class _Plan(NamedTuple):
+    """The path matrix's pattern: for each output entry (its rows, ``indptr``) the paths, as
+    the entry of ``A`` and the entry of ``B`` each multiplies; and the product's pattern."""
+
+    pattern: sp.csr_array
+    indptr: NDArray
+    a_entry: NDArray
+    b_entry: NDArray
+
+
+_plans: OrderedDict = OrderedDict()
+
+
+def clear_plans() -> None:
+    """Forget the kept path-matrix patterns (they hold memory proportional to the paths)."""
+    _plans.clear()
+
+
+def _key(M: sp.csr_array) -> tuple:
+    return M.shape, M.nnz, hash(M.indptr.tobytes()), hash(M.indices.tobytes())
+
+
+def _plan(A: sp.csr_array, B: sp.csr_array) -> _Plan:
+    key = (_key(A), _key(B))
+    plan = _plans.get(key)
+    if plan is not None and all(np.array_equal(x, y) for x, y in zip(
+            plan.sources, (A.indptr, A.indices, B.indptr, B.indices), strict=True)):
+        _plans.move_to_end(key)
+        return plan.plan
+    made = _make_plan(A, B)
+    _plans[key] = _Kept(made, (A.indptr.copy(), A.indices.copy(), B.indptr.copy(),
+                               B.indices.copy()))
+    while len(_plans) > PLANS:
+        _plans.popitem(last=False)
+    return made
+
+
+class _Kept(NamedTuple):
+    plan: _Plan
+    sources: tuple  # the patterns it was made from, compared on every hit
+
+
+def _make_plan(A: sp.csr_array, B: sp.csr_array) -> _Plan:
+    """One sparse product and a sort within each row (module docstring)."""
+    (p, q), m, nnz_B = A.shape, B.shape[1], B.nnz
+    row_B = np.repeat(np.arange(q), np.diff(B.indptr))
+    by_column = np.lexsort((row_B, B.indices))  # B's entries numbered column by column
     rank = np.empty(nnz_B, dtype=np.int64)
     rank[by_column] = np.arange(nnz_B)
-    E = sp.csr_array((np.ones(nnz_B, dtype=A.dtype), rank, pattern.indptr), shape=(q, nnz_B))
-    paths = sp.csr_array(A @ E)  # (r, q'): A[r, j] on every path r -> j -> column of q'
+    E = sp.csr_array((np.ones(nnz_B), rank, B.indptr), shape=(q, nnz_B))
+    A_entry = sp.csr_array((np.arange(1, A.nnz + 1, dtype=np.float64), A.indices, A.indptr),
+                           shape=A.shape)  # entry numbers, 1-based: no stored zero
+    paths = sp.csr_array(A_entry @ E)  # (r, q'): the entry of A on the path r -> j -> col(q')
     paths.sort_indices()  # within a row: by column of B, then by j
-    column = pattern.indices[by_column][paths.indices]
+    column = B.indices[by_column][paths.indices]
     row = np.repeat(np.arange(p), np.diff(paths.indptr))
     first = np.ones(paths.nnz, dtype=bool)  # the first path of each output entry (r, c)
     first[1:] = (column[1:] != column[:-1]) | (row[1:] != row[:-1])
@@ -67,6 +129,6 @@ def shared_product(A: sp.csr_array, pattern: sp.csr_array, values: NDArray
     product_pattern = sp.csr_array(
         (np.ones(starts.size), column[starts], np.searchsorted(starts, paths.indptr)),
         shape=(p, m))
-    S = sp.csr_array((paths.data, by_column[paths.indices], np.append(starts, paths.nnz)),
-                     shape=(starts.size, nnz_B))
-    return product_pattern, np.asarray(S @ values)
+    itype = np.int32 if max(A.nnz, nnz_B, paths.nnz) < 2**31 else np.int64
+    return _Plan(product_pattern, np.append(starts, paths.nnz).astype(itype),
+                 (paths.data - 1).astype(itype), by_column[paths.indices].astype(itype))

@@ -53,6 +53,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_budget, check_csr_budget, csr_nbytes, get_memory_budget, index_dtype
 from ..direct.conv import _im2col, _input_grad, _kernel_grad_from_rows, vec_layout
 from ..jacobian import Jacobian
+from ..paths import clear_plans
 from ..structure import Kron, KronRows, Lazy, Tile
 from ..vec import as_float_array, as_pair, as_shape, check_padding_mode, conv_output_shape, vec
 from ._csr import assemble_csr
@@ -338,8 +339,10 @@ def conv_block_wrt_input(K_ji: ArrayLike, input_size, stride=1, padding=0,
 
 
 def clear_pattern_cache() -> None:
-    """Forget every cached convolution pattern (they hold memory proportional to nnz)."""
+    """Forget every cached convolution pattern (they hold memory proportional to nnz), and
+    the kept path-matrix patterns of :mod:`vecjac.paths`."""
     _pattern.cache_clear()
+    clear_plans()
 
 
 # --- structured forms ---------------------------------------------------------------------
