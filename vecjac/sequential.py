@@ -34,7 +34,7 @@ from . import direct
 from . import jacobians as jac
 from .jacobian import Jacobian
 from .layers import Activation, Flatten, Layer
-from .structure import per_sample_rmat
+from .structure import Diagonal, per_sample_rmat
 from .vec import as_float_array, check_choice, finite_checked, unvec
 
 __all__ = ["Sequential"]
@@ -309,7 +309,11 @@ class Sequential:
         times its block of the parameter's Jacobian, without the sum over samples."""
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
         for upper, lower in pairwise(self.chain):
-            row = row @ J[f"d{upper}/d{lower}"]  # dJ/d lower
+            step = J[f"d{upper}/d{lower}"]
+            if isinstance(step._structure, Diagonal) and row.dtype == step.dtype and row.ndim:
+                row *= step._structure.d  # an activation: the row is this loop's own
+            else:
+                row = row @ step  # dJ/d lower
             for theta in self._params_of(lower):
                 shape, J_theta = self.params[theta].shape, J[f"d{lower}/d{theta}"]
                 if n_samples is None:
