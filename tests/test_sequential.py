@@ -296,3 +296,26 @@ def test_shape_only_jacobians_follow_the_dtype(rng):
         assert all(g.dtype == net.dtype for g in got.values())
     assert {key[2] for key in net64._shape_only} == {np.dtype(np.float64)}
     assert {key[2] for key in net32._shape_only} == {np.dtype(np.float32)}
+
+
+def test_gradient_paths_build_each_jacobian_when_the_chain_asks(rng):
+    """The gradient path's mapping builds a Jacobian on its first lookup and forgets it then;
+    every Jacobian of the chain is asked for once, and build_ms names them all."""
+    net = build(NETS[1])
+    X, y = data(net, rng)
+    cache = net._forward(X, context=True)
+    y = net._targets(y, X.shape[0])
+    lazy = net._cached_jacobians(cache, y, wrt_X=False, reuse=True)
+    eager = net._cached_jacobians(cache, y, wrt_X=False)
+    assert len(lazy) == 0 and set(lazy._later) == set(eager)
+    name = next(iter(eager))
+    J = lazy[name]
+    assert name not in lazy._later and len(lazy) == 0
+    assert (J.matrix != eager[name].matrix).nnz == 0
+    lazy = net._cached_jacobians(cache, y, wrt_X=False, reuse=True)
+    grads = net._chain_gradients(lazy)
+    assert not lazy._later and set(net.build_ms) == set(eager)
+    direct = net.gradients(X, net_y := rng.integers(0, 3, X.shape[0]), method="direct")
+    for theta, value in net.gradients(X, net_y).items():
+        assert rel_err(value, direct[theta]) < 1e-10
+    assert set(grads) == set(net.params)

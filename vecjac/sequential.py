@@ -217,23 +217,34 @@ class Sequential:
         times in ``self.build_ms``.  ``wrt_X=False`` skips the first layer's ``d../dX``;
         ``loss_row`` is ``dJ/d<top>`` when the caller has it (else built from ``y``).
 
-        ``reuse=True`` (the gradient paths, whose Jacobians never leave the call) takes the
+        ``reuse=True`` is for the gradient paths, whose Jacobians never leave the call: the
         Jacobians that depend on the batch's shape alone (``Layer.shape_only_jacobians``:
-        average pooling, flatten, biases) from ``self._shape_only``, built at the first call
-        with that shape; ``jacobians()`` always builds new objects for the caller."""
-        out, self.build_ms = {}, {}
+        average pooling, flatten, biases) come from ``self._shape_only``, built at the first
+        call with that shape, and every other one is built when the chain first asks for it
+        and forgotten by the mapping then (:class:`_OnDemand`), so each is used while its
+        arrays are fresh in the cache and no more of them are held than the chain needs.
+        ``jacobians()`` always builds new objects for the caller, all at once."""
+        self.build_ms = {}
+        out = _OnDemand() if reuse else {}
         shape_only = self.__dict__.setdefault("_shape_only", {})
 
-        def add(name, builder, *args, constant=None):
+        def build(name, builder, args, constant):
             start = time.perf_counter()
             if constant is not None and reuse:  # constant: the layer's input
                 key = (name, constant.shape, constant.dtype, structured)
                 if key not in shape_only:
                     shape_only[key] = builder(*args)
-                out[name] = shape_only[key]
+                J = shape_only[key]
             else:
-                out[name] = builder(*args)
+                J = builder(*args)
             self.build_ms[name] = 1e3 * (time.perf_counter() - start)
+            return J
+
+        def add(name, builder, *args, constant=None):
+            if reuse:
+                out.later(name, lambda: build(name, builder, args, constant))
+            else:
+                out[name] = build(name, builder, args, constant)
 
         if loss_row is not None:
             out[f"dJ/d{self.top}"] = loss_row
@@ -444,6 +455,21 @@ class Sequential:
             valid = chain[top + 1 :] + [q for q, z in owners.items() if chain.index(z) >= top]
             raise ValueError(f"wrt must be on the chain below {of!r}: one of {valid}, got {wrt!r}")
         return [f"d{a}/d{b}" for a, b in pairwise(names)] + last
+
+
+class _OnDemand(dict):
+    """Jacobians by name, each built by its function when first looked up; the mapping then
+    forgets both (the caller holds the Jacobian while it needs it)."""
+
+    def __init__(self):
+        super().__init__()
+        self._later = {}
+
+    def later(self, name: str, build) -> None:
+        self._later[name] = build
+
+    def __missing__(self, name: str):
+        return self._later.pop(name)()
 
 
 def _vec_layout(X: NDArray) -> NDArray:
