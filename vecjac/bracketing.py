@@ -67,7 +67,17 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .jacobian import Jacobian
-from .structure import BlockDiag, Diagonal, Flat, Kron, KronRows, Shared, Structure, Tile
+from .structure import (
+    BlockDiag,
+    Diagonal,
+    Flat,
+    Kron,
+    KronRows,
+    Shared,
+    Structure,
+    Tile,
+    pattern_of,
+)
 
 __all__ = ["ORDERS", "Sketch", "ChainCosts", "ChainReport", "gustavson_count", "product_cost",
            "reverse_bracketing", "forward_bracketing", "optimal_bracketing", "bracketing",
@@ -206,23 +216,23 @@ class Sketch:
     def of(cls, s: Structure) -> Sketch:
         """The exact sketch of a factor (up to the representative block or sample)."""
         if isinstance(s, Diagonal):
-            return cls.made("diagonal", s.d.size, _ones(sp.eye_array(1, format="csr")))
+            return cls.made("diagonal", s.d.size, pattern_of(sp.eye_array(1, format="csr")))
         if isinstance(s, Kron):
-            return cls.made("kron", s.n, _ones(s.M))
+            return cls.made("kron", s.n, pattern_of(s.M))
         if isinstance(s, Shared):
-            return cls.made("blockdiag", s.n, _ones(s.pattern))
+            return cls.made("blockdiag", s.n, pattern_of(s.pattern))
         if isinstance(s, BlockDiag):
             (h, w), m = s.block, s.matrix
             end = int(m.indptr[h])
             first = sp.csr_array((m.data[:end], m.indices[:end], m.indptr[: h + 1]), shape=(h, w))
-            return cls.made("blockdiag", s.n, _ones(first))
+            return cls.made("blockdiag", s.n, pattern_of(first))
         if isinstance(s, KronRows):  # sample 0's rows, I_c (x) P_0
-            return cls.made("rows", s.n, Kron(s.c, _ones(s.P[: s.h])).materialise())
+            return cls.made("rows", s.n, Kron(s.c, pattern_of(s.P[: s.h])).materialise())
         if isinstance(s, Tile):
-            return cls.made("rows", s.n, _ones(s.G))
-        block = _ones(s.materialise())
+            return cls.made("rows", s.n, pattern_of(s.G))
+        block = pattern_of(s.materialise())
         if block.shape[0] == 1 and block.nnz == block.shape[1] > 0:  # a dense row: dJ/dA
-            return cls.made("cols", block.shape[1], _ones(sp.csr_array(np.ones((1, 1)))))
+            return cls.made("cols", block.shape[1], pattern_of(sp.csr_array(np.ones((1, 1)))))
         return cls.made("flat", 1, block)
 
     @classmethod
@@ -263,12 +273,6 @@ class Sketch:
         return B.T @ v
 
 
-def _ones(m) -> sp.csr_array:
-    """The pattern of ``m``'s stored entries, with value 1.0."""
-    m = sp.csr_array(m)
-    return sp.csr_array((np.ones(m.indices.size), m.indices, m.indptr), shape=m.shape)
-
-
 def _coarse_block(s: Sketch, g: int) -> sp.csr_array:
     """One of ``g`` blocks of a sketch of ``n`` (``g`` divides ``n``): ``I_{n/g} (x) B`` for
     diagonal blocks, ``n/g`` copies of ``B`` one under the other for rows, side by side for
@@ -293,7 +297,7 @@ def _sketch_product(a: Sketch, b: Sketch) -> Sketch:
     g = math.gcd(a.n, b.n)
     left, right = _coarse_block(a, g), _coarse_block(b, g)
     if a.kind == "cols" and b.kind == "rows":
-        return Sketch.made("flat", 1, _ones(left @ right))
+        return Sketch.made("flat", 1, pattern_of(left @ right))
     if a.kind in ("cols", "rows") or b.kind in ("cols", "rows"):
         kind = a.kind if a.kind == "cols" else b.kind
     else:
@@ -302,7 +306,7 @@ def _sketch_product(a: Sketch, b: Sketch) -> Sketch:
         return Sketch.made(kind, g, right, like=b if _layout(kind) == _layout(b.kind) else None)
     if b.kind == "diagonal":
         return Sketch.made(kind, g, left, like=a if _layout(kind) == _layout(a.kind) else None)
-    return Sketch.made(kind, g, _ones(left @ right))
+    return Sketch.made(kind, g, pattern_of(left @ right))
 
 
 def _layout(kind: str) -> str:

@@ -334,7 +334,7 @@ class Shared(BlockDiag):
             M.sum_duplicates()
         at = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr)) if side == "rows" else M.indices
         values = M.data[:, None] * np.asarray(d).reshape(n, -1)[:, at].T
-        return cls(n, _ones(M), values)
+        return cls(n, pattern_of(M), values)
 
     @property
     def matrix(self) -> sp.csr_array:
@@ -404,12 +404,13 @@ class Shared(BlockDiag):
     def transpose(self):
         p = self.pattern
         order = sp.csr_array((np.arange(p.nnz), p.indices, p.indptr), shape=p.shape).T.tocsr()
-        return Shared(self.n, _ones(order), self.values[order.data])
+        return Shared(self.n, pattern_of(order), self.values[order.data])
 
 
-def _ones(M: sp.csr_array) -> sp.csr_array:
-    """The pattern of ``M``: its indices with every entry 1.0."""
-    return _csr(np.ones(M.nnz), M.indices, M.indptr, M.shape)
+def pattern_of(M) -> sp.csr_array:
+    """The pattern of ``M``'s stored entries, every entry 1.0 (CSR)."""
+    M = sp.csr_array(M)
+    return _csr(np.ones(M.indices.size), M.indices, M.indptr, M.shape)
 
 
 class KronRows(Structure):

@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from ..vec import as_float_array, as_pair, check_choice, conv_output_shape
-from .conv import vec_layout
+from .conv import _swap, vec_layout
 
 __all__ = [
     "POOL_KINDS",
@@ -230,10 +230,6 @@ def _transposable(I: NDArray, args: PoolArgs) -> bool:
 def _transposed(args: PoolArgs) -> tuple:
     """``(size, stride, padding)`` of the same pooling on the transposed maps."""
     return args.size[::-1], args.stride[::-1], args.padding[::-1]
-
-
-def _swap(x: NDArray) -> NDArray:
-    return x.swapaxes(-1, -2)
 
 
 def _tiled_sum(I: NDArray, size) -> NDArray:
