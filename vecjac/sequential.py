@@ -112,6 +112,7 @@ class Sequential:
         self.param_names = [_param_names(layer, name) for layer, name in
                             zip(self.layers, self.names, strict=True)]
         self.L = sum(layer.starts_block for layer in self.layers)
+        self._shape_only: dict = {}  # Jacobians of the batch's shape alone (_cached_jacobians)
         rng = np.random.default_rng(seed)
         self.params: dict[str, NDArray] = {}
         for layer, names in zip(self.layers, self.param_names, strict=True):
@@ -226,7 +227,7 @@ class Sequential:
         ``jacobians()`` always builds new objects for the caller, all at once."""
         self.build_ms = {}
         out = _OnDemand() if reuse else {}
-        shape_only = self.__dict__.setdefault("_shape_only", {})
+        shape_only = self._shape_only
 
         def build(name, builder, args, constant):
             start = time.perf_counter()
@@ -321,8 +322,9 @@ class Sequential:
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
         for upper, lower in pairwise(self.chain):
             step = J[f"d{upper}/d{lower}"]
-            if isinstance(step._structure, Diagonal) and row.dtype == step.dtype and row.ndim:
-                row *= step._structure.d  # an activation: the row is this loop's own
+            d = step._structure.d if isinstance(step._structure, Diagonal) else None
+            if d is not None and row.shape == d.shape and row.dtype == d.dtype:
+                row *= d  # an activation: the row is this loop's own, scaled in place
             else:
                 row = row @ step  # dJ/d lower
             for theta in self._params_of(lower):

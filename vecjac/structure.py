@@ -276,7 +276,7 @@ class BlockDiag(Structure):
         return self._flat.nnz
 
     def rmatmat(self, R):
-        return self.rows(R) if self.rows is not None else np.asarray(R @ self.matrix)
+        return self.rows(R) if self.rows is not None else super().rmatmat(R)
 
     def __str__(self) -> str:
         return f"blockdiag({self.n} x {self.block[0]}x{self.block[1]}, nnz {self.nnz})"
@@ -332,9 +332,8 @@ class Shared(BlockDiag):
         if not M.has_canonical_format:  # a copy: M may be a factor that others hold
             M = M.copy()
             M.sum_duplicates()
-        at = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr)) if side == "rows" else M.indices
-        values = M.data[:, None] * np.asarray(d).reshape(n, -1)[:, at].T
-        return cls(n, pattern_of(M), values)
+        same = np.broadcast_to(M.data[:, None], (M.nnz, n))  # I_n (x) M, not copied
+        return cls(n, pattern_of(M), same).scale(d, side)
 
     @property
     def matrix(self) -> sp.csr_array:
@@ -361,11 +360,8 @@ class Shared(BlockDiag):
         return f"shared({self.n} x {h}x{w}, nnz {nnz} each)"
 
     def materialise(self):
-        flat = _repeated(self.pattern, self.n, self.shape, shift_columns=True)
-        flat.data = np.empty((self.n, self.pattern.nnz), dtype=self.values.dtype)
-        flat.data[...] = self.values.T
-        flat.data = flat.data.ravel()
-        return flat
+        return _repeated(self.pattern, self.n, self.shape, shift_columns=True,
+                         data=self.values.T)
 
     def map(self, fn):
         return Shared(self.n, self.pattern, fn(self.values))
@@ -373,13 +369,12 @@ class Shared(BlockDiag):
     def scale(self, d: NDArray, side: str) -> Shared:
         """``diag(d) @ self`` (``side="rows"``) or ``self @ diag(d)`` (``"cols"``)."""
         p = self.pattern
-        at = np.repeat(np.arange(p.shape[0]), np.diff(p.indptr)) if side == "rows" else p.indices
+        at = _entry_rows(p) if side == "rows" else p.indices
         return Shared(self.n, p, self.values * np.asarray(d).reshape(self.n, -1)[:, at].T)
 
     def rmatmat(self, R):
         k, (h, w), p = R.shape[0], self.block, self.pattern
-        rows = np.repeat(np.arange(h), np.diff(p.indptr))
-        weighted = R.reshape(k, self.n, h)[:, :, rows] * self.values.T  # (k, n, nnz)
+        weighted = R.reshape(k, self.n, h)[:, :, _entry_rows(p)] * self.values.T  # (k, n, nnz)
         columns = _csr(np.ones(p.nnz, dtype=self.values.dtype), p.indices,
                        np.arange(p.nnz + 1), (p.nnz, w))
         return np.asarray(weighted.reshape(k * self.n, p.nnz) @ columns).reshape(k, -1)
@@ -405,6 +400,11 @@ class Shared(BlockDiag):
         p = self.pattern
         order = sp.csr_array((np.arange(p.nnz), p.indices, p.indptr), shape=p.shape).T.tocsr()
         return Shared(self.n, pattern_of(order), self.values[order.data])
+
+
+def _entry_rows(M: sp.csr_array) -> NDArray:
+    """The row of every stored entry of a CSR matrix, in storage order."""
+    return np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
 
 
 def pattern_of(M) -> sp.csr_array:
@@ -470,7 +470,7 @@ class Tile(Structure):
     def __init__(self, n: int, G: sp.csr_array, rows=None):
         self.n, self.G = int(n), sp.csr_array(G)
         self.shape = (self.n * G.shape[0], G.shape[1])
-        self._rows = rows  # optional R -> R @ J without G (the conv bias: sums per channel)
+        self.rows = rows  # optional R -> R @ J without G (the conv bias: sums per channel)
 
     @property
     def factors(self):
@@ -490,8 +490,8 @@ class Tile(Structure):
         return _repeated(self.G, self.n, self.shape, shift_columns=False)
 
     def rmatmat(self, R):
-        if self._rows is not None:
-            return self._rows(R)
+        if self.rows is not None:
+            return self.rows(R)
         summed = np.einsum("kng->kg", R.reshape(R.shape[0], self.n, self.G.shape[0]))
         return np.asarray(summed @ self.G)
 
@@ -499,9 +499,11 @@ class Tile(Structure):
         return np.tile(np.asarray(self.G @ V), (self.n, 1))
 
 
-def _repeated(M: sp.csr_array, n: int, shape, shift_columns: bool) -> sp.csr_array:
+def _repeated(M: sp.csr_array, n: int, shape, shift_columns: bool, data=None
+              ) -> sp.csr_array:
     """``n`` copies of ``M`` one under the other, each shifted right by its own width
-    (``I_n (x) M``) or not (``[M; ...; M]``); every array made once, in its index dtype."""
+    (``I_n (x) M``) or not (``[M; ...; M]``); every array made once, in its index dtype.
+    ``data`` (shape ``(n, M.nnz)``, optional) gives each copy its own values."""
     (m_o, m_i), nnz = M.shape, M.nnz
     itype = index_dtype(n * nnz, shape)
     indptr = np.empty(n * m_o + 1, dtype=itype)
@@ -510,8 +512,9 @@ def _repeated(M: sp.csr_array, n: int, shape, shift_columns: bool) -> sp.csr_arr
     indptr[1:].reshape(n, m_o)[...] = M.indptr[1:].astype(itype) + nnz * blocks
     indices = np.empty((n, nnz), dtype=itype)  # fresh arrays: the matrix owns them
     indices[...] = M.indices.astype(itype)[None, :] + (m_i * blocks if shift_columns else 0)
-    data = np.empty((n, nnz), dtype=M.data.dtype)
-    data[...] = M.data
+    values = M.data if data is None else data
+    data = np.empty((n, nnz), dtype=np.asarray(values).dtype)
+    data[...] = values
     return _csr(data.ravel(), indices.ravel(), indptr, shape)
 
 
@@ -576,14 +579,14 @@ def _coarsen(s, n: int):
     return s
 
 
-def _scale_rows(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
+def _scale_rows(s: BlockDiag, d: NDArray) -> BlockDiag:
     """``diag(d) @ s``: every stored entry times ``d`` of its (global) row."""
     flat = s.materialise()
     data = flat.data * np.repeat(d, np.diff(flat.indptr))
     return BlockDiag(s.n, _csr(data, flat.indices, flat.indptr, flat.shape))
 
 
-def _scale_columns(s: Kron | BlockDiag, d: NDArray) -> BlockDiag:
+def _scale_columns(s: BlockDiag, d: NDArray) -> BlockDiag:
     """``s @ diag(d)``: every stored entry times ``d`` of its (global) column."""
     flat = s.materialise()
     return BlockDiag(s.n, _csr(flat.data * d[flat.indices], flat.indices, flat.indptr,

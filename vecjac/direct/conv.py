@@ -285,6 +285,15 @@ def vec_layout(A: NDArray) -> bool:
     return A.ndim == 4 and not A.flags.c_contiguous and _swap(A).flags.c_contiguous
 
 
+def _columns(A: NDArray, kernel_hw, stride, padding, padding_mode: str = "zeros") -> NDArray:
+    """The unfolded input that ``conv2d(A, ..., return_cols=True)`` gives for the batch ``A``
+    (checked pairs): those of the transposed maps when ``A`` is in the vec layout."""
+    if vec_layout(A):
+        return _im2col(_swap(A), tuple(kernel_hw)[::-1], stride[::-1], padding[::-1],
+                       padding_mode)
+    return _im2col(A, kernel_hw, stride, padding, padding_mode)
+
+
 def _swap(x: NDArray) -> NDArray:
     """The maps transposed (a view): the last two axes swapped."""
     return x.swapaxes(-1, -2)

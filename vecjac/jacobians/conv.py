@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, check_csr_budget, csr_nbytes, get_memory_budget, index_dtype
-from ..direct.conv import _im2col, _input_grad, _kernel_grad_from_rows, vec_layout
+from ..direct.conv import _columns, _input_grad, _kernel_grad_from_rows, vec_layout
 from ..jacobian import Jacobian
 from ..paths import clear_plans
 from ..structure import Kron, KronRows, Lazy, Tile
@@ -385,10 +385,7 @@ def _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes,
 
     def columns():  # the unfolded input (the forward pass's, else made on the first product)
         if "cols" not in unfolded:
-            unfolded["cols"] = (
-                _im2col(batch.swapaxes(-1, -2), kernel_shape[:-3:-1], stride[::-1],
-                        padding[::-1], padding_mode) if transposed else
-                _im2col(batch, kernel_shape[2:], stride, padding, padding_mode))
+            unfolded["cols"] = _columns(batch, kernel_shape[2:], stride, padding, padding_mode)
         return unfolded["cols"]
 
     def rows(R):

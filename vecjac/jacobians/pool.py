@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from ..budget import check_csr_budget, index_dtype
 from ..direct.pool import (
     PoolArgs,
+    _tiled_spread,
     check_pool_args,
     max_pool_shares,
     max_pool_switches,
@@ -200,13 +201,11 @@ def _kernel_P(args: PoolArgs, dtype) -> NDArray:
 
 
 def _tiled_average_rows(R: NDArray, n: int, size, output_hw) -> NDArray:
-    """``R @ dA/dI`` for average pooling whose windows tile the input, on rows in vec order
-    (each channel's columns ``(w, h)``, ``h`` fastest): every entry of ``dJ/dA`` goes to the
-    ``h_l w_l`` entries of its window times ``1/(h_l w_l)``, one broadcast copy."""
-    (hk, wk), (hz, wz), k = size, output_hw, R.shape[0]
-    spread = np.empty((k * n, wz, wk, hz, hk), dtype=R.dtype)
-    np.multiply(R.reshape(k * n, wz, 1, hz, 1), 1.0 / (hk * wk), out=spread)
-    return spread.reshape(k, n * wz * wk * hz * hk)
+    """``R @ dA/dI`` for average pooling whose windows tile the input: rows in vec order are
+    the output maps transposed (each channel's columns ``(w, h)``, ``h`` fastest), so this is
+    the direct backward pass on the transposed maps, with the window transposed."""
+    (h_a, w_a), k = output_hw, R.shape[0]
+    return _tiled_spread(R.reshape(k * n, w_a, h_a), size[::-1]).reshape(k, -1)
 
 
 def _folded(shape) -> tuple[int, int, int, int]:
