@@ -189,3 +189,58 @@ def test_bad_arrays_are_refused():
         activation(np.ones((10, 10)), "tanh", max_bytes=64)
     with pytest.raises(vj.MemoryBudgetError, match="softmax"):
         activation(np.ones((10, 10)), "softmax", max_bytes=64)
+
+
+# --- the derivative from the forward's output (the gradient paths) -------------------------
+@pytest.mark.parametrize("kind", ELEMENTWISE)
+def test_derivative_from_the_output_is_exact_to_rounding_in_absolute_terms(kind):
+    """``s (1 - s)`` and ``1 - t^2`` from the output: within a few ulps of 1 of the scalar
+    oracle everywhere (the relative accuracy of the tails is what the ``cosh`` form adds);
+    the kinds that do not use the output give exactly what they give without it."""
+    rng = np.random.default_rng(1)
+    Z = np.concatenate([rng.uniform(-40, 40, 500), EXTREMES])
+    output = direct.activate(Z, kind)
+    fast = direct.activation_derivative(Z, kind, output=output)
+    expected = activation_derivative_naive(Z, kind)
+    assert np.all(np.abs(fast - expected) <= 4 * np.finfo(float).eps)
+    if kind not in ("sigmoid", "tanh"):
+        np.testing.assert_array_equal(fast, direct.activation_derivative(Z, kind))
+    moderate = np.abs(Z) < 2  # f' > 0.07: the cancellation costs no relative accuracy here
+    np.testing.assert_allclose(fast[moderate], expected[moderate], rtol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("order", ["C", "vec"])
+def test_backward_and_jacobian_take_the_output(kind, order):
+    rng = np.random.default_rng(2)
+    Z = rng.uniform(-6, 6, (3, 2, 4, 5))
+    if order == "vec":  # every channel column-major, as a network keeps its maps
+        Z = np.ascontiguousarray(Z.swapaxes(-1, -2)).swapaxes(-1, -2)
+    I = direct.activate(Z, kind)
+    dI = rng.standard_normal(Z.shape)
+    np.testing.assert_allclose(direct.activate_backward(dI, Z, kind, output=I),
+                               direct.activate_backward(dI, Z, kind), rtol=1e-12, atol=1e-15)
+    J, J_out = activation(Z, kind), activation(Z, kind, output=I)
+    np.testing.assert_allclose(J_out.toarray(), J.toarray(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.diag(J_out.toarray()),
+                               vj.vec(activation_derivative_naive(Z, kind)),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_an_output_of_another_shape_is_refused():
+    Z = np.zeros((2, 3))
+    for call in (lambda: direct.activation_derivative(Z, "sigmoid", output=np.zeros(6)),
+                 lambda: direct.activate_backward(Z, Z, "tanh", output=np.zeros((3, 2))),
+                 lambda: activation(Z, "sigmoid", output=np.zeros((2, 2)))):
+        with pytest.raises(ValueError, match="output must have Z's shape"):
+            call()
+
+
+def test_the_layer_keeps_its_output_for_sigmoid_and_tanh_only():
+    Z = np.linspace(-3, 3, 24).reshape(1, 2, 3, 4)
+    for kind in ELEMENTWISE:
+        layer = vj.layers.Activation(kind).bind((2, 3, 4))
+        I, context = layer.forward_with_context(Z, {})
+        np.testing.assert_array_equal(I, direct.activate(Z, kind))
+        assert (context is I) == (kind in ("sigmoid", "tanh"))
+        assert context is None or kind in ("sigmoid", "tanh")

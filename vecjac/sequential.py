@@ -254,14 +254,14 @@ class Sequential:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, name, below = self.layers[i], self.names[i], self.inputs[i]
             A, p = cache[below], self._local(i)
-            context = cache.get((i, "context"))  # the forward's im2col, reused by dZ/dK
+            context = cache.get((i, "context"))  # im2col for dZ/dK, an activation's output
             shape_only_kinds = layer.shape_only_jacobians()
             for symbol, theta in self.param_names[i].items():
                 add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta,
                     structured, context, constant=A if symbol in shape_only_kinds else None)
             if i > 0 or wrt_X:
-                add(f"d{name}/d{below}", layer.jacobian, A, p, name, below, structured,
-                    constant=A if "input" in shape_only_kinds else None)
+                add(f"d{name}/d{below}", layer.jacobian_with_context, A, p, name, below,
+                    structured, context, constant=A if "input" in shape_only_kinds else None)
         return out
 
     def jacobians(self, X: ArrayLike, y: ArrayLike | None = None,

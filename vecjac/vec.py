@@ -143,7 +143,10 @@ def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
     Raises ``TypeError`` for a non-integer and ``ValueError`` for a value below ``minimum``,
     naming the parameter.
     """
-    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int \
+            and type(value[1]) is int:  # the common case, checked cheaply (called per layer)
+        pair = value
+    elif isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
         isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) for v in value

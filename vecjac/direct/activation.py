@@ -57,7 +57,8 @@ def activate(Z: ArrayLike, kind: str, *, negative_slope: float = 0.01) -> NDArra
 
 
 def activation_derivative(
-    Z: ArrayLike, kind: str, *, negative_slope: float = 0.01, out: NDArray | None = None
+    Z: ArrayLike, kind: str, *, negative_slope: float = 0.01, out: NDArray | None = None,
+    output: NDArray | None = None,
 ) -> NDArray:
     """``f'(Z)`` of an element-wise activation: the diagonal of ``d vecI / d vecZ``.
 
@@ -67,6 +68,12 @@ def activation_derivative(
     ``negative_slope`` for ``z <= 0``; ``softplus' = sigmoid`` (``expit``).
     Softmax is not element-wise and is refused (use :func:`activate_backward` or
     :func:`vecjac.jacobians.activation`).
+
+    ``output``, the forward pass's ``f(Z)`` when the caller has it (the gradient paths of
+    :class:`vecjac.Sequential`), is used by sigmoid and tanh as PyTorch's backward passes use
+    it: ``s (1 - s)`` and ``1 - t^2``, two cheap passes instead of a ``cosh``.  That form is
+    exact to rounding in absolute terms (so in every gradient), but its relative accuracy
+    fades where ``f'`` is below about ``1e-9`` (``|z| > 20``), where ``1 - s`` cancels.
 
     Parameters
     ----------
@@ -87,6 +94,15 @@ def activation_derivative(
         out = np.empty_like(Z)
     elif out.shape != Z.shape or out.dtype.kind != "f":
         raise ValueError(f"out must be a float array of shape {Z.shape}, got {out.shape}")
+    if output is not None and kind in ("sigmoid", "tanh"):
+        output = as_float_array(output, "output")
+        if output.shape != Z.shape:
+            raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
+        if kind == "sigmoid":  # s (1 - s)
+            np.subtract(1, output, out=out)
+            return np.multiply(out, output, out=out)
+        np.multiply(output, output, out=out)  # 1 - t^2
+        return np.subtract(1, out, out=out)
     if kind == "sigmoid":
         np.multiply(Z, 0.5, out=out)
         with np.errstate(over="ignore"):  # cosh overflows to inf for |z| > 1420: f' = 0
@@ -111,12 +127,14 @@ def activation_derivative(
 
 
 def activate_backward(
-    dI: ArrayLike, Z: ArrayLike, kind: str, *, negative_slope: float = 0.01
+    dI: ArrayLike, Z: ArrayLike, kind: str, *, negative_slope: float = 0.01,
+    output: NDArray | None = None,
 ) -> NDArray:
     """Back-propagate ``dI = dL/dI`` through :func:`activate`: returns ``dZ = dL/dZ``.
 
     Element-wise kinds: ``dZ = f'(Z) dI``.  Softmax, per sample ``s``:
-    ``dZ = s (dI - s^T dI)``, i.e. ``(diag(s) - s s^T) dI``.
+    ``dZ = s (dI - s^T dI)``, i.e. ``(diag(s) - s s^T) dI``.  ``output``: the forward's
+    ``f(Z)``, if at hand (see :func:`activation_derivative`).
     """
     Z = _activation_input(Z, kind)
     dI = as_float_array(dI, "dI")
@@ -125,7 +143,7 @@ def activate_backward(
     if kind == "softmax":
         s = special.softmax(Z, axis=0)
         return s * (dI - (s * dI).sum(axis=0))
-    dZ = activation_derivative(Z, kind, negative_slope=negative_slope)
+    dZ = activation_derivative(Z, kind, negative_slope=negative_slope, output=output)
     if dZ.dtype != np.result_type(dZ, dI):  # float32 Z, float64 dI: promote as NumPy does
         return dZ * dI
     dZ *= dI  # in the derivative's buffer: no second temporary of Z's size

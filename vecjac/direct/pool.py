@@ -236,26 +236,25 @@ def _tiled_sum(I: NDArray, size) -> NDArray:
     """The window sums of windows that tile ``I`` (:func:`tiles`): the ``h_l`` rows of each
     window are added first (whole contiguous rows), then the ``w_l`` columns."""
     (h_l, w_l), (h_z, w_z) = size, I.shape[-2:]
-    rows = I.reshape(-1, h_l, w_z)  # (..., h_a) windows' rows, row u of each
-    total = rows[:, 0].copy()
-    for u in range(1, h_l):
-        total += rows[:, u]
+    rows = I.reshape(-1, h_z // h_l, h_l, w_z)  # row u of every window: [:, :, u]
+    total = rows[:, :, 0] + rows[:, :, 1] if h_l > 1 else rows[:, :, 0].copy()
+    for u in range(2, h_l):
+        total += rows[:, :, u]
     columns = total.reshape(-1, w_z // w_l, w_l)
-    out = columns[..., 0].copy()
-    for v in range(1, w_l):
+    out = columns[..., 0] + columns[..., 1] if w_l > 1 else columns[..., 0].copy()
+    for v in range(2, w_l):
         out += columns[..., v]
     return out.reshape(I.shape[:-2] + (h_z // h_l, w_z // w_l))
 
 
 def _tiled_spread(dA: NDArray, size) -> NDArray:
     """Average pooling's backward pass when the windows tile the input: every entry of
-    ``dA`` goes to the ``h_l w_l`` entries of its window times ``1/(h_l w_l)``, one
-    broadcast write."""
-    (h_l, w_l), (h_a, w_a) = size, dA.shape[-2:]
-    dI = np.empty(dA.shape[:-2] + (h_a * h_l, w_a * w_l), dtype=dA.dtype)
-    np.multiply(dA.reshape(-1, h_a, 1, w_a, 1), 1.0 / (h_l * w_l),
-                out=dI.reshape(-1, h_a, h_l, w_a, w_l))
-    return dI
+    ``dA`` goes to the ``h_l w_l`` entries of its window times ``1/(h_l w_l)``.  Scaled on
+    the small array, then repeated along the columns and the rows (``np.repeat`` copies
+    blocks; a broadcast write into the window axes would loop over ``w_l`` entries)."""
+    (h_l, w_l) = size
+    scaled = dA * (1.0 / (h_l * w_l))
+    return np.repeat(np.repeat(scaled, w_l, axis=-1), h_l, axis=-2)
 
 
 def _pool_windows(I: NDArray, args: PoolArgs, fill: float) -> NDArray:

@@ -44,6 +44,7 @@ def activation(
     negative_slope: float = 0.01,
     max_bytes: int | None = None,
     structured: bool = True,
+    output: NDArray | None = None,
 ) -> Jacobian:
     """``d vecI / d vecZ`` of ``I = f_activation(Z)``.
 
@@ -60,6 +61,10 @@ def activation(
     structured : bool
         ``True`` (default): kept as the diagonal ``f'(vecZ)`` (softmax: its per-sample
         blocks), multiplied without building the matrix; ``False``: flat CSR.
+    output : ndarray, optional
+        ``f(Z)`` from the forward pass, of Z's shape and layout: sigmoid and tanh then take
+        ``f'`` from it, as back-propagation does (``s (1 - s)``, ``1 - t^2``; see
+        :func:`vecjac.direct.activation_derivative` for the accuracy).  Other kinds ignore it.
 
     Returns
     -------
@@ -87,7 +92,13 @@ def activation(
     # a network keeps them), and else a copy that the derivative overwrites.
     diagonal = vec(Z)
     out = np.empty_like(diagonal) if np.shares_memory(diagonal, Z) else diagonal
-    diagonal = activation_derivative(diagonal, kind, negative_slope=negative_slope, out=out)
+    if output is not None and kind in ("sigmoid", "tanh"):
+        output = as_float_array(output, "output")
+        if output.shape != Z.shape:
+            raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
+        output = vec(output)
+    diagonal = activation_derivative(diagonal, kind, negative_slope=negative_slope, out=out,
+                                     output=output)
     storage = Diagonal(diagonal) if structured else _diagonal(diagonal)
     return Jacobian(storage, of, wrt, Z.shape, Z.shape)
 

@@ -54,12 +54,23 @@ class Activation(Layer):
     def forward(self, A, p):
         return direct.activate(A, self.kind, **self._kw)
 
+    def forward_with_context(self, A, p):
+        """``I`` and, for sigmoid and tanh, ``I`` again as the context: their derivatives
+        are taken from the output, ``s (1 - s)`` and ``1 - t^2``, as back-propagation does
+        (no ``cosh`` pass; see :func:`vecjac.direct.activation_derivative`)."""
+        I = self.forward(A, p)
+        return I, (I if self.kind in ("sigmoid", "tanh") else None)
+
     def backward(self, dOut, A, p, input_grad=True, context=None):
-        return direct.activate_backward(dOut, A, self.kind, **self._kw), {}
+        return direct.activate_backward(dOut, A, self.kind, output=context, **self._kw), {}
 
     def jacobian(self, A, p, of, wrt, structured=True) -> Jacobian:
         return jac.activation(A, self.kind, of=of, wrt=wrt, structured=structured,
                               **self._kw)
+
+    def jacobian_with_context(self, A, p, of, wrt, structured=True, context=None) -> Jacobian:
+        return jac.activation(A, self.kind, of=of, wrt=wrt, structured=structured,
+                              output=context, **self._kw)
 
     def _settings(self) -> str:
         slope = f", negative_slope={self.negative_slope:g}" if self.kind == "leaky_relu" else ""

@@ -100,6 +100,12 @@ class Layer(ABC):
         """``d vec(out) / d vec(A)`` for the batch ``A``, named ``d{of}/d{wrt}``; kept in
         structured form (the builders' ``structured=True``) or flat."""
 
+    def jacobian_with_context(self, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
+                              structured: bool = True, context=None) -> Jacobian:
+        """:meth:`jacobian`, given what :meth:`forward_with_context` returned for ``A`` (or
+        ``None``), as :meth:`backward` is.  Default: the context is not needed."""
+        return self.jacobian(A, p, of, wrt, structured)
+
     def param_jacobian(
         self, symbol: str, A: NDArray, p: dict[str, NDArray], of: str, wrt: str,
         structured: bool = True, context=None,
