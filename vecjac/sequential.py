@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import direct
 from . import jacobians as jac
+from .heap import raise_heap_thresholds
 from .jacobian import Jacobian
 from .layers import Activation, Flatten, Layer
 from .structure import Diagonal, per_sample_rmat
@@ -157,6 +158,7 @@ class Sequential:
     def _forward(self, X: ArrayLike, context: bool = False) -> dict:
         """Every intermediate of the forward pass, by the note's names; with ``context``,
         also what each layer's backward pass reuses, under the key ``(i, "context")``."""
+        raise_heap_thresholds()  # once per process: see vecjac.heap
         cache = {"X": _vec_layout(self._check_X(X))}
         A = cache["X"]
         for i, (layer, name) in enumerate(zip(self.layers, self.names, strict=True)):
