@@ -507,17 +507,35 @@ def _nnz(input_shape, kernel_shape, stride, padding, padding_mode="zeros") -> in
 
 def _checked_pattern(input_shape, kernel_shape, stride, padding, dtype, max_bytes,
                      padding_mode="zeros"):
-    input_shape, kernel_shape, stride, padding = _normalise(
-        input_shape, kernel_shape, stride, padding, padding_mode
-    )
-    nnz = _nnz(input_shape, kernel_shape, stride, padding, padding_mode)
-    n_rows, n_cols = _pattern_shape(input_shape, kernel_shape, stride, padding)
-    index_size = np.dtype(index_dtype(nnz, (n_rows, n_cols))).itemsize
+    args = (input_shape, kernel_shape, stride, padding, padding_mode)
+    geometry = _geometry(*args) if _exact_ints(*args[:4]) else _geometry.__wrapped__(*args)
+    input_shape, kernel_shape, stride, padding, nnz, (n_rows, n_cols), index_size = geometry
     # the Jacobian (data, indices, indptr) plus the cached pattern (two index arrays, indptr)
     estimate = csr_nbytes(nnz, n_rows, np.dtype(dtype).itemsize, n_cols) + csr_nbytes(
         nnz, n_rows, index_size, n_cols)
     check_budget(estimate, f"convolution Jacobian ({nnz} stored entries)", max_bytes)
     return _pattern(input_shape, kernel_shape, stride, padding, padding_mode)
+
+
+@lru_cache(maxsize=256)
+def _geometry(input_shape, kernel_shape, stride, padding, padding_mode):
+    """The validated shapes, nnz, pattern shape and index size of a convolution; kept for
+    arguments of exact ints (:func:`_exact_ints`), as a network asks for the same ones at
+    every step."""
+    input_shape, kernel_shape, stride, padding = _normalise(
+        input_shape, kernel_shape, stride, padding, padding_mode
+    )
+    nnz = _nnz(input_shape, kernel_shape, stride, padding, padding_mode)
+    shape = _pattern_shape(input_shape, kernel_shape, stride, padding)
+    index_size = np.dtype(index_dtype(nnz, shape)).itemsize
+    return input_shape, kernel_shape, stride, padding, nnz, shape, index_size
+
+
+def _exact_ints(*groups) -> bool:
+    """Whether every group is an ``int`` or a tuple of ``int`` (not ``bool``, ``float`` or
+    NumPy scalars, which hash like ints but which :func:`_normalise` judges on their own)."""
+    return all(type(g) is int or (type(g) is tuple and all(type(v) is int for v in g))
+               for g in groups)
 
 
 def _pattern_shape(input_shape, kernel_shape, stride, padding) -> tuple[int, int]:

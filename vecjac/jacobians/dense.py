@@ -151,7 +151,8 @@ def dense_wrt_bias(
     n_out, N = _positive(n_out, "n_out"), _samples(n_samples)
     if structured and n_samples is not None:
         G = dense_wrt_bias(n_out, dtype=dtype, max_bytes=max_bytes, structured=False)
-        return Jacobian(Tile(N, G.matrix), of, wrt, _fc_shape(n_out, N), (n_out,))
+        rows = lambda R: R.reshape(R.shape[0], N, n_out).sum(axis=1)  # noqa: E731  R @ [I; ..; I]
+        return Jacobian(Tile(N, G.matrix, rows), of, wrt, _fc_shape(n_out, N), (n_out,))
     shape = (N * n_out, n_out)
     itype = check_csr_budget(N * n_out, shape, dtype, "dZ3/db3", max_bytes)
     indptr = np.arange(N * n_out + 1, dtype=itype)
