@@ -51,7 +51,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_budget, check_csr_budget, csr_nbytes, get_memory_budget, index_dtype
-from ..direct.conv import _columns, _input_grad, _kernel_grad_from_rows, vec_layout
+from ..direct.conv import (
+    _columns,
+    _input_grad,
+    _kernel_grad_from_rows,
+    _kernel_grad_per_sample,
+    _per_sample_products,
+    vec_layout,
+)
 from ..jacobian import Jacobian
 from ..paths import clear_plans
 from ..structure import Kron, KronRows, Lazy, Tile
@@ -428,6 +435,10 @@ def _kernel_rows(R: NDArray, cols: NDArray, kernel_shape, n: int, hw,
     (:func:`vecjac.direct.conv.vec_layout`), whose positions are in the rows' own order, and
     the product is ``dL/dK`` transposed, whose C order is ``vec(K)``: nothing is turned."""
     k, c_out, (hz, wz) = R.shape[0], kernel_shape[0], hw
+    if transposed and k == 1 and _per_sample_products(cols, n):  # as the direct pass does
+        dK_T = _kernel_grad_per_sample(R.reshape(n, c_out, wz * hz), cols,
+                                       (c_out, cols.shape[0]))
+        return dK_T.reshape(1, -1)  # dL/dK transposed: its C order is vec(K)
     if transposed:
         dZ_mat = R.reshape(k, n, c_out, wz * hz).transpose(0, 2, 1, 3).reshape(k * c_out, -1)
         return (dZ_mat @ cols.T).reshape(k, -1)
