@@ -221,3 +221,30 @@ def test_backward_refuses_columns_of_another_shape(rng):
     _, cols = direct.conv2d(A, K, None, 2, 1, return_cols=True)  # another stride
     with pytest.raises(ValueError, match=r"cols has shape \(27, 18\), expected .* \(27, 60\)"):
         direct.conv2d_backward(dZ, A, K, 1, 1, cols=cols)
+
+
+@pytest.mark.parametrize("shapes", [
+    ((3, 1, 9, 8), (4, 1, 3, 3), 1, 1),    # C_in h_k w_k = 9 <= 72 positions: per sample
+    ((2, 5, 4, 4), (3, 5, 3, 2), 1, 1),    # 30 > 20 positions: one product over the batch
+    ((2, 2, 7, 6), (3, 2, 2, 2), (2, 1), 0),  # 8 <= 15 positions, asymmetric stride
+])
+@pytest.mark.parametrize("layout", ["C", "vec"])
+def test_both_kernel_gradient_products_match_the_oracle(shapes, layout, rng):
+    """``dK`` is one product per sample when a sample's unfolded rows are no more than its
+    positions, else one product over the batch; both against the loop oracle, on C-ordered
+    maps and on maps in the vec layout (the network's)."""
+    from vecjac.direct.conv import _im2col, _per_sample_products
+
+    A_shape, K_shape, stride, padding = shapes
+    A, K = rng.standard_normal(A_shape), rng.standard_normal(K_shape)
+    dZ = rng.standard_normal(direct.conv2d(A, K, None, stride, padding).shape)
+    cols = _im2col(A, K_shape[2:], (stride,) * 2 if isinstance(stride, int) else stride,
+                   (padding, padding), "zeros")
+    per_sample = _per_sample_products(cols, A_shape[0])
+    assert per_sample == (A_shape[1] * K_shape[2] * K_shape[3] <= dZ.shape[2] * dZ.shape[3])
+    eA, eK, eb = conv2d_backward_naive(dZ, A, K, stride, padding)
+    if layout == "vec":  # every channel column-major, the same values
+        A, dZ = (np.ascontiguousarray(x.swapaxes(-1, -2)).swapaxes(-1, -2) for x in (A, dZ))
+    dA, dK, db = direct.conv2d_backward(dZ, A, K, stride=stride, padding=padding)
+    for got, expected in ((dA, eA), (dK, eK), (db, eb)):
+        np.testing.assert_allclose(got, expected, **TOL64)
