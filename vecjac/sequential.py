@@ -329,15 +329,19 @@ class Sequential:
                 row *= d  # an activation: the row is this loop's own, scaled in place
             else:
                 row = row @ step  # dJ/d lower
+            del step, d  # each Jacobian is let go as soon as it is used
             for theta in self._params_of(lower):
-                shape, J_theta = self.params[theta].shape, J[f"d{lower}/d{theta}"]
-                if n_samples is None:
-                    grads[theta] = unvec(row @ J_theta, shape)
-                else:
-                    rows = per_sample_rmat(J_theta._structure, row, n_samples)
-                    grads[theta] = (unvec(rows.ravel(), (n_samples,) + shape) if len(shape) >= 2
-                                    else rows.reshape((n_samples,) + shape))
+                grads[theta] = self._theta_gradient(row, J[f"d{lower}/d{theta}"],
+                                                    self.params[theta].shape, n_samples)
         return grads
+
+    @staticmethod
+    def _theta_gradient(row: NDArray, J_theta: Jacobian, shape, n_samples: int | None):
+        if n_samples is None:
+            return unvec(row @ J_theta, shape)
+        rows = per_sample_rmat(J_theta._structure, row, n_samples)
+        return (unvec(rows.ravel(), (n_samples,) + shape) if len(shape) >= 2
+                else rows.reshape((n_samples,) + shape))
 
     def per_sample_gradients(self, X: ArrayLike, y: ArrayLike) -> dict[str, NDArray]:
         """Each sample's gradient, dict like ``params`` with arrays ``(N, *param.shape)``.
