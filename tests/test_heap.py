@@ -51,7 +51,19 @@ def test_a_step_of_network_n_faults_no_fresh_pages_after_the_hint():
     shows the hint is what makes the difference)."""
     with_hint, without = _faults_per_step("with"), _faults_per_step("without")
     assert with_hint < 200, with_hint
-    assert without > 10 * max(with_hint, 100), (without, with_hint)
+    assert with_hint <= without, (without, with_hint)
+    if not _huge_pages_always():  # 4 KiB pages: every freed page came back as a fault
+        assert without > 10 * max(with_hint, 100), (without, with_hint)
+
+
+def _huge_pages_always() -> bool:
+    """Whether the kernel backs all anonymous memory with 2 MiB pages (then a re-faulted
+    heap costs 512 times fewer faults, and counting them tells less)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[always]" in f.read()
+    except OSError:
+        return False
 
 
 def test_the_hint_is_one_uninitialised_block_once(monkeypatch):
