@@ -236,13 +236,13 @@ def _tiled_sum(I: NDArray, size) -> NDArray:
     """The window sums of windows that tile ``I`` (:func:`tiles`): the ``h_l`` rows of each
     window are added first (whole contiguous rows), then the ``w_l`` columns."""
     (h_l, w_l), (h_z, w_z) = size, I.shape[-2:]
-    rows = I.reshape(-1, h_z // h_l, h_l, w_z)  # row u of every window: [:, :, u]
-    total = rows[:, :, 0] + rows[:, :, 1] if h_l > 1 else rows[:, :, 0].copy()
-    for u in range(2, h_l):
-        total += rows[:, :, u]
+    rows = I.reshape(-1, h_l, w_z)  # (..., h_a) windows' rows, row u of each
+    total = rows[:, 0].copy()
+    for u in range(1, h_l):
+        total += rows[:, u]
     columns = total.reshape(-1, w_z // w_l, w_l)
-    out = columns[..., 0] + columns[..., 1] if w_l > 1 else columns[..., 0].copy()
-    for v in range(2, w_l):
+    out = columns[..., 0].copy()
+    for v in range(1, w_l):
         out += columns[..., v]
     return out.reshape(I.shape[:-2] + (h_z // h_l, w_z // w_l))
 
