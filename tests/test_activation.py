@@ -244,3 +244,30 @@ def test_the_layer_keeps_its_output_for_sigmoid_and_tanh_only():
         np.testing.assert_array_equal(I, direct.activate(Z, kind))
         assert (context is I) == (kind in ("sigmoid", "tanh"))
         assert context is None or kind in ("sigmoid", "tanh")
+
+
+def test_softmax_takes_s_from_the_forward_output():
+    """Softmax's backward pass and Jacobian read ``s`` from the forward's output (the layer
+    keeps it as its context) instead of computing it again: the same values, since ``s`` is
+    the same array; an output of another shape is refused."""
+    rng = np.random.default_rng(3)
+    Z = rng.uniform(-5, 5, (6, 4))
+    layer = vj.layers.Activation("softmax").bind((6,))
+    S, context = layer.forward_with_context(Z, {})
+    assert context is S
+    dI = rng.standard_normal(Z.shape)
+    np.testing.assert_array_equal(direct.activate_backward(dI, Z, "softmax", output=S),
+                                  direct.activate_backward(dI, Z, "softmax"))
+    J, J_out = activation(Z, "softmax"), activation(Z, "softmax", output=S)
+    same = J_out.matrix != J.matrix
+    assert J_out.structure == J.structure and same.nnz == 0
+    np.testing.assert_array_equal(dI.ravel(order="F") @ J_out, dI.ravel(order="F") @ J)
+    # an oracle apart from the builder: the blocks diag(s) - s s^T of one sample each
+    s = np.exp(Z) / np.exp(Z).sum(axis=0)
+    blocks = [np.diag(s[:, n]) - np.outer(s[:, n], s[:, n]) for n in range(Z.shape[1])]
+    np.testing.assert_allclose(J_out.toarray(), sp.block_diag(blocks).toarray(), rtol=1e-12,
+                               atol=1e-15)
+    for call in (lambda: direct.activate_backward(dI, Z, "softmax", output=S[:, :2]),
+                 lambda: activation(Z, "softmax", output=S.T)):
+        with pytest.raises(ValueError, match="output must have Z's shape"):
+            call()

@@ -80,6 +80,15 @@ def builders(N: int, rng):
         ("flatten F", lambda s: jac.flatten(I.shape, structured=s)),
         ("flatten C", lambda s: jac.flatten(I.shape, "C", structured=s)),
     ]
+    P = np.exp(Zfc) / np.exp(Zfc).sum(axis=0)
+    labels = rng.integers(0, 4, N)
+    T = rng.standard_normal((4, N))
+    T[0] = Zfc[0]  # squared error: a row with zero entries, stored all the same
+    cases += [
+        ("loss cross_entropy", lambda s: jac.loss(P, labels, "cross_entropy", structured=s)[1]),
+        ("loss squared_error zeros", lambda s: jac.loss(Zfc, T, structured=s)[1]),
+        ("loss_from_logits", lambda s: jac.loss_from_logits(Zfc, labels, structured=s)[1]),
+    ]
     return cases
 
 
@@ -271,3 +280,17 @@ def test_structured_jacobians_keep_the_parameters_they_were_built_at(rng):
         row = rng.standard_normal(J.shape[0])
         close(row @ J, row @ flat)
         close(J.toarray(), flat)
+
+
+def test_the_loss_row_is_kept_dense_with_every_entry_stored(rng):
+    """``dJ/dA`` is a dense row (structure ``"dense 1xn"``): its flat form stores all ``n``
+    entries, zeros included, as the flat build does; ``J``'s value is the same either way."""
+    A3, y = np.full((3, 2), 0.5), np.array([[0.5, 1.0], [0.0, 0.5], [0.5, 0.5]])
+    J, row = jac.loss(A3, y)
+    J_flat, flat = jac.loss(A3, y, structured=False)
+    assert J == J_flat == pytest.approx(0.5 * 0.5)
+    assert row.structure == "dense 1x6" and row.nnz == 6 and flat.structure == "flat 1x6 nnz 6"
+    same_entries(row.matrix, flat.matrix)
+    assert np.count_nonzero(row.matrix.data) == 2  # four stored zeros
+    np.testing.assert_array_equal(row.gradient(), A3 - y)
+    np.testing.assert_array_equal(row.T.toarray(), flat.matrix.T.toarray())

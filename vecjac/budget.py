@@ -66,7 +66,7 @@ def index_dtype(nnz: int, shape: tuple[int, int]) -> type[np.signedinteger]:
     >>> index_dtype(2**31, (4, 5)).__name__
     'int64'
     """
-    largest = max(int(nnz), *(int(n) for n in shape))
+    largest = max(int(nnz), *map(int, shape))
     return np.int32 if largest <= _INT32_MAX else np.int64
 
 

@@ -71,9 +71,9 @@ class Jacobian:
     def __init__(self, matrix, of: str, wrt: str, of_shape, wrt_shape, *,
                  order: Order = "F", transposed: bool = False):
         self.of, self.wrt = str(of), str(wrt)
-        self.of_shape = tuple(int(s) for s in of_shape)
-        self.wrt_shape = tuple(int(s) for s in wrt_shape)
-        _check_order(order)
+        self.of_shape, self.wrt_shape = _int_shape(of_shape), _int_shape(wrt_shape)
+        if order != "F":
+            _check_order(order)
         self.order, self.transposed = order, bool(transposed)
         if isinstance(matrix, Structure):
             self._structure, self._matrix = matrix, None
@@ -525,3 +525,8 @@ def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):
     if is_jacobian:
         return Jacobian(converted, jacobian.of, jacobian.wrt, of_shape, wrt_shape, order=to)
     return converted
+
+
+def _int_shape(shape) -> tuple[int, ...]:
+    """``shape`` as a tuple of Python ints."""
+    return tuple(map(int, shape))

@@ -25,6 +25,7 @@ note's ``(n_in, n_out)`` with ``Z = W^T B + b``; ``forward`` returns ``(N, n_out
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from itertools import pairwise
 
 import numpy as np
@@ -208,10 +209,11 @@ class Sequential:
         return self._loss(cache[self.top], self._targets(y, cache["X"].shape[0]))
 
     # --- Jacobians ------------------------------------------------------------------------
-    def _loss_row(self, top: NDArray, y) -> tuple[float, Jacobian]:
+    def _loss_row(self, top: NDArray, y, structured: bool = True) -> tuple[float, Jacobian]:
         """The loss and its Jacobian row ``dJ/d<top>``, from one evaluation of the loss."""
         build = jac.loss_from_logits if self.from_logits else jac.loss
-        return build(top, y, self.loss_kind, self.reduction, wrt=self.top)
+        return build(top, y, self.loss_kind, self.reduction, wrt=self.top,
+                     structured=structured)
 
     def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True,
                           structured: bool = True, reuse: bool = False,
@@ -252,19 +254,36 @@ class Sequential:
         if loss_row is not None:
             out[f"dJ/d{self.top}"] = loss_row
         elif y is not None:
-            add(f"dJ/d{self.top}", lambda: self._loss_row(cache[self.top], y)[1])
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer, name, below = self.layers[i], self.names[i], self.inputs[i]
+            add(f"dJ/d{self.top}", lambda: self._loss_row(cache[self.top], y, structured)[1])
+        for i, layer, name, below, thetas, input_key, shape_only_kinds in self._jacobian_plan:
             A, p = cache[below], self._local(i)
             context = cache.get((i, "context"))  # im2col for dZ/dK, an activation's output
-            shape_only_kinds = layer.shape_only_jacobians()
-            for symbol, theta in self.param_names[i].items():
-                add(f"d{name}/d{theta}", layer.param_jacobian, symbol, A, p, name, theta,
-                    structured, context, constant=A if symbol in shape_only_kinds else None)
+            for symbol, theta, key in thetas:
+                add(key, layer.param_jacobian, symbol, A, p, name, theta, structured, context,
+                    constant=A if symbol in shape_only_kinds else None)
             if i > 0 or wrt_X:
-                add(f"d{name}/d{below}", layer.jacobian_with_context, A, p, name, below,
-                    structured, context, constant=A if "input" in shape_only_kinds else None)
+                add(input_key, layer.jacobian_with_context, A, p, name, below, structured,
+                    context, constant=A if "input" in shape_only_kinds else None)
         return out
+
+    @cached_property
+    def _jacobian_plan(self) -> list[tuple]:
+        """Per layer, from the top: its index, the layer, its output and input names, its
+        parameters ``(symbol, theta, "d<out>/d<theta>")``, the key ``"d<out>/d<in>"`` and
+        which of its Jacobians are shape-only; fixed by the layers, made once."""
+        return [(i, self.layers[i], self.names[i], self.inputs[i],
+                 tuple((symbol, theta, f"d{self.names[i]}/d{theta}")
+                       for symbol, theta in self.param_names[i].items()),
+                 f"d{self.names[i]}/d{self.inputs[i]}", self.layers[i].shape_only_jacobians())
+                for i in range(len(self.layers) - 1, -1, -1)]
+
+    @cached_property
+    def _gradient_plan(self) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+        """Down the chain: each step's key ``"d<upper>/d<lower>"`` and the parameters of
+        ``lower`` with their keys ``(theta, "d<lower>/d<theta>")``; made once."""
+        return [(f"d{upper}/d{lower}", tuple((theta, f"d{lower}/d{theta}")
+                                              for theta in self._params_of(lower)))
+                for upper, lower in pairwise(self.chain)]
 
     def jacobians(self, X: ArrayLike, y: ArrayLike | None = None,
                   structured: bool = True) -> dict[str, Jacobian]:
@@ -301,12 +320,11 @@ class Sequential:
                 with jac.shared_patterns():  # transient Jacobians: no copies of patterns
                     return J, self._chain_gradients(self._cached_jacobians(
                         cache, wrt_X=False, reuse=True, loss_row=row))
-            J = self._loss(cache[self.top], y)
             if method == "paper":
                 from .paper import paper_gradients
 
-                return J, paper_gradients(self, cache, y)
-            return J, self._direct_gradients(cache, y)
+                return self._loss(cache[self.top], y), paper_gradients(self, cache, y)
+            return self._direct_gradients(cache, y)
 
     def _checked_inputs(self, X: ArrayLike, y: ArrayLike) -> tuple[NDArray, object]:
         """``X``, the targets and every parameter checked in full (shapes, finite values),
@@ -322,17 +340,17 @@ class Sequential:
         ``unvec``-ed, is the gradient.  With ``n_samples``, each sample's part of the row
         times its block of the parameter's Jacobian, without the sum over samples."""
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
-        for upper, lower in pairwise(self.chain):
-            step = J[f"d{upper}/d{lower}"]
+        for key, thetas in self._gradient_plan:
+            step = J[key]
             d = step._structure.d if isinstance(step._structure, Diagonal) else None
             if d is not None and row.shape == d.shape and row.dtype == d.dtype:
                 row *= d  # an activation: the row is this loop's own, scaled in place
             else:
                 row = row @ step  # dJ/d lower
             del step, d  # each Jacobian is let go as soon as it is used
-            for theta in self._params_of(lower):
-                grads[theta] = self._theta_gradient(row, J[f"d{lower}/d{theta}"],
-                                                    self.params[theta].shape, n_samples)
+            for theta, theta_key in thetas:
+                grads[theta] = self._theta_gradient(row, J[theta_key], self.params[theta].shape,
+                                                    n_samples)
         return grads
 
     @staticmethod
@@ -383,17 +401,16 @@ class Sequential:
 
         return ntk(self, X1, X2, of)
 
-    def _direct_gradients(self, cache: dict, y) -> dict[str, NDArray]:
+    def _direct_gradients(self, cache: dict, y) -> tuple[float, dict[str, NDArray]]:
+        """The loss and back-propagation's gradients, from one evaluation of the loss."""
         top, grads = cache[self.top], {}
-        if self.from_logits:
-            dA = direct.loss_from_logits(top, y, self.loss_kind, self.reduction)[1]
-        else:
-            dA = direct.loss_backward(top, y, self.loss_kind, self.reduction)
+        evaluate = direct.loss_from_logits if self.from_logits else direct.loss_and_backward
+        J, dA = evaluate(top, y, self.loss_kind, self.reduction)
         for i in range(len(self.layers) - 1, -1, -1):
             dA, g = self.layers[i].backward(dA, cache[self.inputs[i]], self._local(i),
                                             input_grad=i > 0, context=cache.get((i, "context")))
             grads.update({self.param_names[i][s]: value for s, value in g.items()})
-        return grads
+        return J, grads
 
     # --- end-to-end Jacobians -------------------------------------------------------------
     def jacobian(self, X: ArrayLike, of: str, wrt: str, y: ArrayLike | None = None,

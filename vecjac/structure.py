@@ -10,8 +10,8 @@ and multiply through them; the flat ``csr_array`` is built only when asked for.
 =============  ===============================================  ================================
 structure      flat matrix                                      who
 =============  ===============================================  ================================
-``Flat``       the matrix itself                                losses, and any product without
-                                                                structure
+``Flat``       the matrix itself                                any product without structure
+``Dense``      a dense array, every entry stored                the loss's row ``dJ/dA``
 ``Kron``       ``I_n (x) M``                                    conv wrt input, average pooling,
                                                                 dense wrt input, flatten (C)
 ``Diagonal``   ``diag(d)``                                      element-wise activations, flatten
@@ -37,8 +37,8 @@ from numpy.typing import NDArray
 from .budget import index_dtype
 from .paths import shared_product
 
-__all__ = ["Structure", "Flat", "Lazy", "Kron", "Diagonal", "BlockDiag", "Shared", "KronRows",
-           "Tile", "product", "per_sample_rmat", "per_sample_rmatmat"]
+__all__ = ["Structure", "Flat", "Dense", "Lazy", "Kron", "Diagonal", "BlockDiag", "Shared",
+           "KronRows", "Tile", "product", "per_sample_rmat", "per_sample_rmatmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -125,6 +125,48 @@ class Flat(Structure):
 
     def __str__(self) -> str:
         return f"flat {_size(self.matrix)}"
+
+
+class Dense(Structure):
+    """Every entry stored, as a dense ``(m, n)`` array ``G``: the loss's row ``dJ/dA``, whose
+    flat form stores all ``n`` entries (zeros included).  Products are NumPy's, so a row
+    costs no sparse-matrix machinery on the gradient path."""
+
+    def __init__(self, G: NDArray):
+        self.G = np.asarray(G)
+        if self.G.ndim != 2:
+            raise ValueError(f"a dense factor is a 2-D array, got shape {self.G.shape}")
+        self.shape = self.G.shape
+
+    @property
+    def factors(self):
+        return (self.G,)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.G.size)
+
+    def __str__(self) -> str:
+        return f"dense {self.shape[0]}x{self.shape[1]}"
+
+    def map(self, fn):
+        return Dense(fn(self.G))
+
+    def materialise(self):
+        m, n = self.shape
+        indices = np.broadcast_to(np.arange(n), (m, n)).ravel()
+        return _csr(self.G.ravel().copy(), indices, np.arange(0, m * n + 1, n), self.shape)
+
+    def rmatmat(self, R):
+        if self.shape[0] == 1:  # R @ J for a row J is an outer product
+            return R * self.G
+        return R @ self.G
+
+    def matmat(self, V):
+        return self.G @ V
+
+    def transpose(self):
+        return Dense(self.G.T)
 
 
 class Lazy:

@@ -102,8 +102,9 @@ def unvec(v: ArrayLike, shape: tuple[int, ...], order: Order = "F") -> NDArray:
     ValueError
         If ``v`` does not have exactly ``prod(shape)`` elements.
     """
-    _check_order(order)
-    shape = tuple(int(s) for s in shape)
+    if order != "F":
+        _check_order(order)
+    shape = tuple(map(int, shape))
     v = np.asarray(v)
     if v.size != _prod(shape):
         raise ValueError(
@@ -161,6 +162,8 @@ def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
 
 def as_shape(shape, name: str) -> tuple[int, ...]:
     """Return ``shape`` as a tuple of ints; a non-integer entry is a ``TypeError``."""
+    if type(shape) is tuple and all(type(s) is int for s in shape):  # the common case
+        return shape
     try:
         entries = tuple(shape)
     except TypeError:

@@ -26,6 +26,7 @@ from .loss import (
     REDUCTIONS,
     as_targets,
     loss,
+    loss_and_backward,
     loss_backward,
     loss_from_logits,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "dense_backward",
     "as_targets",
     "loss",
+    "loss_and_backward",
     "loss_backward",
     "loss_from_logits",
 ]

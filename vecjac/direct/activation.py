@@ -95,9 +95,23 @@ def activation_derivative(
     elif out.shape != Z.shape or out.dtype.kind != "f":
         raise ValueError(f"out must be a float array of shape {Z.shape}, got {out.shape}")
     if output is not None and kind in ("sigmoid", "tanh"):
-        output = as_float_array(output, "output")
-        if output.shape != Z.shape:
-            raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
+        output = _checked_output(output, Z)
+    return _derivative(Z, kind, negative_slope, out, output)
+
+
+def _checked_output(output, Z: NDArray) -> NDArray:
+    """The forward pass's ``f(Z)`` handed in as ``output``: a float array of Z's shape."""
+    output = as_float_array(output, "output")
+    if output.shape != Z.shape:
+        raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
+    return output
+
+
+def _derivative(Z: NDArray, kind: str, negative_slope: float, out: NDArray,
+                output: NDArray | None) -> NDArray:
+    """:func:`activation_derivative` on arguments it has checked: ``out`` of Z's shape,
+    ``output`` (if any) a float array of Z's shape."""
+    if output is not None and kind in ("sigmoid", "tanh"):
         if kind == "sigmoid":  # s (1 - s)
             np.subtract(1, output, out=out)
             return np.multiply(out, output, out=out)
@@ -134,14 +148,15 @@ def activate_backward(
 
     Element-wise kinds: ``dZ = f'(Z) dI``.  Softmax, per sample ``s``:
     ``dZ = s (dI - s^T dI)``, i.e. ``(diag(s) - s s^T) dI``.  ``output``: the forward's
-    ``f(Z)``, if at hand (see :func:`activation_derivative`).
+    ``f(Z)``, if at hand (see :func:`activation_derivative`); softmax then takes ``s`` from it
+    instead of computing it again.
     """
     Z = _activation_input(Z, kind)
     dI = as_float_array(dI, "dI")
     if dI.shape != Z.shape:
         raise ValueError(f"dI has shape {dI.shape}, Z has shape {Z.shape}; they must be equal")
-    if kind == "softmax":
-        s = special.softmax(Z, axis=0)
+    if kind == "softmax":  # the forward's s when given: the same array, not recomputed
+        s = special.softmax(Z, axis=0) if output is None else _checked_output(output, Z)
         return s * (dI - (s * dI).sum(axis=0))
     dZ = activation_derivative(Z, kind, negative_slope=negative_slope, output=output)
     if dZ.dtype != np.result_type(dZ, dI):  # float32 Z, float64 dI: promote as NumPy does

@@ -17,6 +17,7 @@ __all__ = [
     "REDUCTIONS",
     "as_targets",
     "loss",
+    "loss_and_backward",
     "loss_backward",
     "loss_from_logits",
 ]
@@ -86,14 +87,7 @@ def loss(A3: ArrayLike, y: ArrayLike, kind: str = "squared_error", reduction: st
     -------
     J : float
     """
-    A3, Y, kind, scale = _loss_args(A3, y, kind, reduction)
-    if kind == "squared_error":
-        return float(scale * 0.5 * np.sum((Y - A3) ** 2))
-    log_p = np.log(np.maximum(A3, _LOG_FLOOR))
-    if kind == "cross_entropy":
-        return float(-scale * np.sum(Y * log_p))
-    log_q = np.log(np.maximum(1 - A3, _LOG_FLOOR))
-    return float(-scale * np.sum(Y * log_p + (1 - Y) * log_q))
+    return _value(*_loss_args(A3, y, kind, reduction))
 
 
 def loss_backward(
@@ -104,12 +98,16 @@ def loss_backward(
     ``O - y``; ``(O - y) / (O (1 - O))``; ``-y / O`` (denominators floored at 1e-12, as
     ``torch.nn.BCELoss``), times ``1/N`` for ``reduction="mean"``.
     """
-    A3, Y, kind, scale = _loss_args(A3, y, kind, reduction)
-    if kind == "squared_error":
-        return scale * (A3 - Y)
-    if kind == "cross_entropy":
-        return -scale * Y / np.maximum(A3, _DENOMINATOR_FLOOR)
-    return scale * (A3 - Y) / np.maximum(A3 * (1 - A3), _DENOMINATOR_FLOOR)
+    return _gradient(*_loss_args(A3, y, kind, reduction))
+
+
+def loss_and_backward(
+    A3: ArrayLike, y: ArrayLike, kind: str = "squared_error", reduction: str = "sum"
+) -> tuple[float, NDArray]:
+    """:func:`loss` and :func:`loss_backward` from one check of the arguments and one set of
+    targets: ``(J, dJ/dA3)``, equal to the two calls."""
+    args = _loss_args(A3, y, kind, reduction)
+    return _value(*args), _gradient(*args)
 
 
 def loss_from_logits(
@@ -141,6 +139,24 @@ def loss_from_logits(
 
 
 # --- helpers ------------------------------------------------------------------------------
+def _value(A3, Y, kind, scale) -> float:
+    if kind == "squared_error":
+        return float(scale * 0.5 * np.sum((Y - A3) ** 2))
+    log_p = np.log(np.maximum(A3, _LOG_FLOOR))
+    if kind == "cross_entropy":
+        return float(-scale * np.sum(Y * log_p))
+    log_q = np.log(np.maximum(1 - A3, _LOG_FLOOR))
+    return float(-scale * np.sum(Y * log_p + (1 - Y) * log_q))
+
+
+def _gradient(A3, Y, kind, scale) -> NDArray:
+    if kind == "squared_error":
+        return scale * (A3 - Y)
+    if kind == "cross_entropy":
+        return -scale * Y / np.maximum(A3, _DENOMINATOR_FLOOR)
+    return scale * (A3 - Y) / np.maximum(A3 * (1 - A3), _DENOMINATOR_FLOOR)
+
+
 def _loss_args(A3, y, kind, reduction, name: str = "A3"):
     check_choice(kind, "kind", LOSSES)
     check_choice(reduction, "reduction", REDUCTIONS)

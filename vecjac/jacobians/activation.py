@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_csr_budget, index_dtype
-from ..direct.activation import ACTIVATIONS, activate, activation_derivative
+from ..direct.activation import ACTIVATIONS, _derivative, activate
 from ..jacobian import Jacobian
 from ..structure import BlockDiag, Diagonal, Lazy
 from ..vec import as_float_array, check_choice, vec
@@ -64,7 +64,8 @@ def activation(
     output : ndarray, optional
         ``f(Z)`` from the forward pass, of Z's shape and layout: sigmoid and tanh then take
         ``f'`` from it, as back-propagation does (``s (1 - s)``, ``1 - t^2``; see
-        :func:`vecjac.direct.activation_derivative` for the accuracy).  Other kinds ignore it.
+        :func:`vecjac.direct.activation_derivative` for the accuracy), and softmax takes its
+        ``s`` from it instead of computing it again.  Other kinds ignore it.
 
     Returns
     -------
@@ -83,8 +84,14 @@ def activation(
     """
     check_choice(kind, "kind", ACTIVATIONS)
     Z = as_float_array(Z, "Z")
+    if output is not None and kind in ("sigmoid", "tanh", "softmax"):
+        output = as_float_array(output, "output")
+        if output.shape != Z.shape:
+            raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
+    else:
+        output = None
     if kind == "softmax":
-        return _softmax(Z, of, wrt, max_bytes, structured)
+        return _softmax(Z, of, wrt, max_bytes, structured, output)
     n = Z.size
     check_csr_budget(n, (n, n), Z.dtype, f"activation ({n} x {n})", max_bytes)
     # f' acts entry by entry, so vec(f'(Z)) = f'(vec Z): the derivative of vec(Z), already
@@ -92,13 +99,8 @@ def activation(
     # a network keeps them), and else a copy that the derivative overwrites.
     diagonal = vec(Z)
     out = np.empty_like(diagonal) if np.shares_memory(diagonal, Z) else diagonal
-    if output is not None and kind in ("sigmoid", "tanh"):
-        output = as_float_array(output, "output")
-        if output.shape != Z.shape:
-            raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
-        output = vec(output)
-    diagonal = activation_derivative(diagonal, kind, negative_slope=negative_slope, out=out,
-                                     output=output)
+    output = None if output is None else vec(output)
+    diagonal = _derivative(diagonal, kind, negative_slope, out, output)  # checked above
     storage = Diagonal(diagonal) if structured else _diagonal(diagonal)
     return Jacobian(storage, of, wrt, Z.shape, Z.shape)
 
@@ -117,8 +119,9 @@ def _arange(n: int) -> NDArray:
     return index
 
 
-def _softmax(Z: NDArray, of: str, wrt: str, max_bytes, structured: bool) -> Jacobian:
-    S = activate(Z, "softmax")
+def _softmax(Z: NDArray, of: str, wrt: str, max_bytes, structured: bool,
+             output: NDArray | None) -> Jacobian:
+    S = activate(Z, "softmax") if output is None else output
     columns = S[:, None] if S.ndim == 1 else S
     n, n_samples = columns.shape
     nnz = n_samples * n * n

@@ -45,6 +45,7 @@ References: the note, sections 2, 3.1.5, 3.1.6 and 4 (appendix).
 
 from __future__ import annotations
 
+import math
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -361,7 +362,7 @@ def _structured_wrt_input(K, shape, stride, padding, of, wrt, max_bytes, padding
     K, one = K.copy(), shape[1:]
     pattern = _checked_pattern(one, K.shape, stride, padding, K.dtype, max_bytes, padding_mode)
     max_bytes = _budget_now(max_bytes)  # the lazy build keeps the budget checked here
-    n_rows, n_cols = pattern.indptr.size - 1, int(np.prod(one))
+    n_rows, n_cols = pattern.indptr.size - 1, math.prod(one)
     build = lambda: conv_wrt_input(K, one, stride, padding, max_bytes=max_bytes,  # noqa: E731
                                    structured=False, padding_mode=padding_mode).matrix
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
@@ -383,7 +384,7 @@ def _structured_wrt_kernel(A, kernel_shape, stride, padding, of, wrt, max_bytes,
                                     max_bytes=max_bytes, structured=False,
                                     padding_mode=padding_mode).matrix
     n = A.shape[0] if A.ndim == 4 else 1
-    P = Lazy(build, (pattern.indptr.size - 1, int(np.prod(one_kernel))), pattern.nnz)
+    P = Lazy(build, (pattern.indptr.size - 1, math.prod(one_kernel)), pattern.nnz)
     stride, padding = as_pair(stride, "stride", 1), as_pair(padding, "padding", 0)
     unfolded = {} if cols is None else {"cols": cols}
     batch = A if A.ndim == 4 else A[None]

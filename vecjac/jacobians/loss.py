@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import direct
-from ..budget import check_csr_budget
+from ..budget import check_budget, check_csr_budget
 from ..jacobian import Jacobian
+from ..structure import Dense
 from ..vec import vec
 from ._csr import assemble_csr
 
@@ -34,8 +35,9 @@ def loss(
     *,
     of: str = "J",
     wrt: str = "A3",
+    structured: bool = True,
 ) -> tuple[float, Jacobian]:
-    """The scalar ``J`` and its ``1 x n`` row ``dJ/dA3``.
+    """The scalar ``J`` and its ``1 x n`` row ``dJ/dA3``, from one evaluation.
 
     Parameters
     ----------
@@ -45,6 +47,10 @@ def loss(
         :func:`vecjac.direct.as_targets`.
     kind : {"squared_error", "binary_cross_entropy", "cross_entropy"}
     reduction : {"sum", "mean"}
+    structured : bool
+        ``True`` (default): the row is kept as a dense array (structure ``"dense 1xn"``),
+        multiplied by NumPy; ``False``: flat CSR.  ``matrix`` is the same either way: all
+        ``n`` entries stored, zeros included.
 
     Returns
     -------
@@ -52,8 +58,8 @@ def loss(
     dJ_dA3 : Jacobian, shape (1, A3.size), ``of_shape == ()``
         ``dJ_dA3.gradient()`` is ``direct.loss_backward`` in A3's shape.
     """
-    J = direct.loss(A3, y, kind, reduction)
-    return J, _row(direct.loss_backward(A3, y, kind, reduction), of, wrt)
+    J, gradient = direct.loss_and_backward(A3, y, kind, reduction)
+    return J, _row(gradient, of, wrt, structured)
 
 
 def loss_from_logits(
@@ -64,13 +70,14 @@ def loss_from_logits(
     *,
     of: str = "J",
     wrt: str = "Z3",
+    structured: bool = True,
 ) -> tuple[float, Jacobian]:
     """Softmax + cross-entropy (or sigmoid + BCE) fused: ``J`` and the row ``dJ/dZ3``.
 
     Parameters
     ----------
     Z3 : array_like, shape (n_out,) or (n_out, N)
-    y, reduction : as :func:`loss`
+    y, reduction, structured : as :func:`loss`
     kind : {"cross_entropy", "binary_cross_entropy"}
 
     Returns
@@ -80,11 +87,14 @@ def loss_from_logits(
         Equal to ``loss(A3, y)[1] @ activation(Z3, "softmax" | "sigmoid")`` (tested).
     """
     J, dZ = direct.loss_from_logits(Z3, y, kind, reduction)
-    return J, _row(dZ, of, wrt)
+    return J, _row(dZ, of, wrt, structured)
 
 
-def _row(gradient: NDArray, of: str, wrt: str) -> Jacobian:
+def _row(gradient: NDArray, of: str, wrt: str, structured: bool) -> Jacobian:
     n = gradient.size
+    if structured:  # the row's n values, its only storage
+        check_budget(n * gradient.itemsize, f"d{of}/d{wrt} row")
+        return Jacobian(Dense(vec(gradient)[None, :]), of, wrt, (), gradient.shape)
     itype = check_csr_budget(n, (1, n), gradient.dtype, f"d{of}/d{wrt} row")
     indptr = np.array([0, n], dtype=itype)
     indices = np.arange(n, dtype=itype)

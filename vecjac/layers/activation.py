@@ -18,6 +18,8 @@ from .base import Layer
 
 __all__ = ["Activation"]
 
+_FROM_OUTPUT = ("sigmoid", "tanh", "softmax")  # derivatives read from the forward's output
+
 
 class Activation(Layer):
     """An activation function as a layer.
@@ -55,11 +57,12 @@ class Activation(Layer):
         return direct.activate(A, self.kind, **self._kw)
 
     def forward_with_context(self, A, p):
-        """``I`` and, for sigmoid and tanh, ``I`` again as the context: their derivatives
-        are taken from the output, ``s (1 - s)`` and ``1 - t^2``, as back-propagation does
-        (no ``cosh`` pass; see :func:`vecjac.direct.activation_derivative`)."""
+        """``I`` and, for sigmoid, tanh and softmax, ``I`` again as the context: their
+        derivatives are taken from the output, ``s (1 - s)``, ``1 - t^2`` and
+        ``diag(s) - s s^T``, as back-propagation does (no ``cosh`` pass, no second softmax;
+        see :func:`vecjac.direct.activation_derivative`)."""
         I = self.forward(A, p)
-        return I, (I if self.kind in ("sigmoid", "tanh") else None)
+        return I, (I if self.kind in _FROM_OUTPUT else None)
 
     def backward(self, dOut, A, p, input_grad=True, context=None):
         return direct.activate_backward(dOut, A, self.kind, output=context, **self._kw), {}
