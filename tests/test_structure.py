@@ -158,6 +158,24 @@ def test_structure_descriptions():
     assert vj.Jacobian(sp.eye_array(3), "a", "b", (3,), (3,)).structure == "flat 3x3 nnz 3"
 
 
+def test_the_notes_flatten_is_the_identity_and_stores_one_entry():
+    """``B2 = vec(A2)``: ``identity(n)``, one 1 stored; ``r @ J`` is a new array equal to
+    ``r``; scaled, it is an ordinary diagonal; its flat form is the flat build's."""
+    J = jac.flatten((2, 3, 4, 5))
+    assert J.structure == "identity(120)" and J.nbytes == 8 and J.nnz == 120
+    r = np.arange(120.0)
+    out = r @ J
+    assert out is not r and not np.shares_memory(out, r)
+    np.testing.assert_array_equal(out, r)
+    np.testing.assert_array_equal(J @ r, r)
+    same_entries(J.matrix, jac.flatten((2, 3, 4, 5), structured=False).matrix)
+    assert (2 * J).structure == "diag(120)"
+    np.testing.assert_array_equal(r @ (2 * J), 2 * r)
+    single = jac.flatten((3, 4, 5), dtype=np.float32)
+    assert (np.ones(60) @ single).dtype == np.float64  # promoted as NumPy does
+    assert (np.ones(60, dtype=np.float32) @ single).dtype == np.float32
+
+
 CONFIGS = [  # CNN settings: every pooling kind, activations, strides, paddings
     dict(pool="avg", activation="sigmoid"),
     dict(pool="max", activation="relu", stride=[2, 1]),

@@ -36,7 +36,7 @@ from . import jacobians as jac
 from .heap import raise_heap_thresholds
 from .jacobian import Jacobian
 from .layers import Activation, Flatten, Layer
-from .structure import Diagonal, per_sample_rmat
+from .structure import Diagonal, Identity, per_sample_rmat
 from .vec import as_float_array, check_choice, finite_checked, unvec
 
 __all__ = ["Sequential"]
@@ -230,52 +230,56 @@ class Sequential:
         arrays are fresh in the cache and no more of them are held than the chain needs.
         ``jacobians()`` always builds new objects for the caller, all at once."""
         self.build_ms = {}
-        out = _OnDemand() if reuse else {}
-        shape_only = self._shape_only
+        specs = dict(self._jacobian_specs[wrt_X])
+        if loss_row is None and y is not None:
+            specs = {f"dJ/d{self.top}": None} | specs
 
-        def build(name, builder, args, constant):
+        def build(key, spec):
             start = time.perf_counter()
-            if constant is not None and reuse:  # constant: the layer's input
-                key = (name, constant.shape, constant.dtype, structured)
-                if key not in shape_only:
-                    shape_only[key] = builder(*args)
-                J = shape_only[key]
+            if spec is None:  # the loss row
+                J = self._loss_row(cache[self.top], y, structured)[1]
             else:
-                J = builder(*args)
-            self.build_ms[name] = 1e3 * (time.perf_counter() - start)
+                J = self._layer_jacobian(key, spec, cache, structured, reuse)
+            self.build_ms[key] = 1e3 * (time.perf_counter() - start)
             return J
 
-        def add(name, builder, *args, constant=None):
-            if reuse:
-                out.later(name, lambda: build(name, builder, args, constant))
-            else:
-                out[name] = build(name, builder, args, constant)
+        ready = {} if loss_row is None else {f"dJ/d{self.top}": loss_row}
+        if reuse:
+            return _OnDemand(build, specs, ready)
+        return ready | {key: build(key, spec) for key, spec in specs.items()}
 
-        if loss_row is not None:
-            out[f"dJ/d{self.top}"] = loss_row
-        elif y is not None:
-            add(f"dJ/d{self.top}", lambda: self._loss_row(cache[self.top], y, structured)[1])
-        for i, layer, name, below, thetas, input_key, shape_only_kinds in self._jacobian_plan:
-            A, p = cache[below], self._local(i)
-            context = cache.get((i, "context"))  # im2col for dZ/dK, an activation's output
-            for symbol, theta, key in thetas:
-                add(key, layer.param_jacobian, symbol, A, p, name, theta, structured, context,
-                    constant=A if symbol in shape_only_kinds else None)
-            if i > 0 or wrt_X:
-                add(input_key, layer.jacobian_with_context, A, p, name, below, structured,
-                    context, constant=A if "input" in shape_only_kinds else None)
-        return out
+    def _layer_jacobian(self, key: str, spec: tuple, cache: dict, structured: bool,
+                        reuse: bool) -> Jacobian:
+        """The Jacobian ``key`` of layer ``i``: of its parameter ``symbol``, or of its input
+        (``symbol`` None); with ``reuse``, one that depends on the batch's shape alone comes
+        from ``self._shape_only``."""
+        i, symbol, wrt, shape_only = spec
+        layer, name, A = self.layers[i], self.names[i], cache[self.inputs[i]]
+        if reuse and shape_only:
+            cached = (key, A.shape, A.dtype, structured)
+            if cached not in self._shape_only:
+                self._shape_only[cached] = self._layer_jacobian(key, spec, cache, structured,
+                                                                False)
+            return self._shape_only[cached]
+        p, context = self._local(i), cache.get((i, "context"))  # im2col, an activation's I
+        if symbol is None:
+            return layer.jacobian_with_context(A, p, name, wrt, structured, context)
+        return layer.param_jacobian(symbol, A, p, name, wrt, structured, context)
 
     @cached_property
-    def _jacobian_plan(self) -> list[tuple]:
-        """Per layer, from the top: its index, the layer, its output and input names, its
-        parameters ``(symbol, theta, "d<out>/d<theta>")``, the key ``"d<out>/d<in>"`` and
-        which of its Jacobians are shape-only; fixed by the layers, made once."""
-        return [(i, self.layers[i], self.names[i], self.inputs[i],
-                 tuple((symbol, theta, f"d{self.names[i]}/d{theta}")
-                       for symbol, theta in self.param_names[i].items()),
-                 f"d{self.names[i]}/d{self.inputs[i]}", self.layers[i].shape_only_jacobians())
-                for i in range(len(self.layers) - 1, -1, -1)]
+    def _jacobian_specs(self) -> dict[bool, dict[str, tuple]]:
+        """For ``wrt_X`` False and True: every layer Jacobian's key, from the top (each
+        layer's parameters, then its input), and how to build it: ``(i, symbol or None, wrt
+        name, shape-only?)``; fixed by the layers, made once."""
+        specs: dict[str, tuple] = {}
+        for i in range(len(self.layers) - 1, -1, -1):
+            name, below = self.names[i], self.inputs[i]
+            kinds = self.layers[i].shape_only_jacobians()
+            for symbol, theta in self.param_names[i].items():
+                specs[f"d{name}/d{theta}"] = (i, symbol, theta, symbol in kinds)
+            specs[f"d{name}/d{below}"] = (i, None, below, "input" in kinds)
+        without_X = {k: v for k, v in specs.items() if not (v[0] == 0 and v[1] is None)}
+        return {False: without_X, True: specs}
 
     @cached_property
     def _gradient_plan(self) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -342,12 +346,15 @@ class Sequential:
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
         for key, thetas in self._gradient_plan:
             step = J[key]
-            d = step._structure.d if isinstance(step._structure, Diagonal) else None
-            if d is not None and row.shape == d.shape and row.dtype == d.dtype:
-                row *= d  # an activation: the row is this loop's own, scaled in place
+            s = step._structure
+            same = isinstance(s, Diagonal) and row.shape == s.d.shape and row.dtype == s.d.dtype
+            if same and isinstance(s, Identity):
+                pass  # the note's flatten, B2 = vec(A2): the row is already dJ/d lower
+            elif same:
+                row *= s.d  # an activation: the row is this loop's own, scaled in place
             else:
                 row = row @ step  # dJ/d lower
-            del step, d  # each Jacobian is let go as soon as it is used
+            del step, s  # each Jacobian is let go as soon as it is used
             for theta, theta_key in thetas:
                 grads[theta] = self._theta_gradient(row, J[theta_key], self.params[theta].shape,
                                                     n_samples)
@@ -483,18 +490,16 @@ class Sequential:
 
 
 class _OnDemand(dict):
-    """Jacobians by name, each built by its function when first looked up; the mapping then
-    forgets both (the caller holds the Jacobian while it needs it)."""
+    """Jacobians by name, each built by ``build(name, spec)`` when first looked up; the
+    mapping then forgets the spec (the caller holds the Jacobian while it needs it).
+    ``ready`` holds Jacobians the caller already has."""
 
-    def __init__(self):
-        super().__init__()
-        self._later = {}
-
-    def later(self, name: str, build) -> None:
-        self._later[name] = build
+    def __init__(self, build, later: dict, ready: dict | None = None):
+        super().__init__(ready or {})
+        self._build, self._later = build, later
 
     def __missing__(self, name: str):
-        return self._later.pop(name)()
+        return self._build(name, self._later.pop(name))
 
 
 def _vec_layout(X: NDArray) -> NDArray:

@@ -14,7 +14,8 @@ structure      flat matrix                                      who
 ``Dense``      a dense array, every entry stored                the loss's row ``dJ/dA``
 ``Kron``       ``I_n (x) M``                                    conv wrt input, average pooling,
                                                                 dense wrt input, flatten (C)
-``Diagonal``   ``diag(d)``                                      element-wise activations, flatten
+``Diagonal``   ``diag(d)``                                      element-wise activations
+``Identity``   ``I_n`` (a ``Diagonal`` of ones, one stored)     flatten in the note's order
 ``BlockDiag``  ``diag(M_1, ..., M_n)``, distinct blocks          max / L2 pooling, softmax
 ``KronRows``   rows of sample ``s``: ``I_c (x) P_s``            conv wrt kernel, dense wrt weight
 ``Tile``       ``[G; G; ...; G]`` (``n`` times)                 biases
@@ -37,8 +38,8 @@ from numpy.typing import NDArray
 from .budget import index_dtype
 from .paths import shared_product
 
-__all__ = ["Structure", "Flat", "Dense", "Lazy", "Kron", "Diagonal", "BlockDiag", "Shared",
-           "KronRows", "Tile", "product", "per_sample_rmat", "per_sample_rmatmat"]
+__all__ = ["Structure", "Flat", "Dense", "Lazy", "Kron", "Diagonal", "Identity", "BlockDiag",
+           "Shared", "KronRows", "Tile", "product", "per_sample_rmat", "per_sample_rmatmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -291,6 +292,28 @@ class Diagonal(Structure):
 
     def transpose(self):
         return self
+
+
+class Identity(Diagonal):
+    """``I_n``: the note's flatten ``B2 = vec(A2)``.  A :class:`Diagonal` whose ``d`` is a
+    read-only view of a single 1 (every product rule of diagonals applies; one entry is
+    stored); ``R @ I`` is a copy of ``R``, and a chain that owns its row skips the step."""
+
+    def __init__(self, n: int, dtype=np.float64):
+        super().__init__(np.broadcast_to(np.ones(1, dtype=dtype), (int(n),)))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.d.itemsize)
+
+    def __str__(self) -> str:
+        return f"identity({self.d.size})"
+
+    def rmatmat(self, R):
+        return R.astype(np.result_type(R, self.d), copy=True)
+
+    def matmat(self, V):
+        return V.astype(np.result_type(V, self.d), copy=True)
 
 
 class BlockDiag(Structure):

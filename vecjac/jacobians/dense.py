@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_csr_budget
 from ..jacobian import Jacobian
-from ..structure import Diagonal, Kron, KronRows, Lazy, Tile
+from ..structure import Identity, Kron, KronRows, Lazy, Tile
 from ..vec import as_float_array, order_permutation
 from ._csr import assemble_csr
 
@@ -185,8 +185,9 @@ def flatten(
     -------
     J : Jacobian, shape (C h_a w_a, C h_a w_a), or ``N`` times each
         ``of_shape`` is ``(C h_a w_a,)``, or ``(C h_a w_a, N)`` for a batch (features x
-        samples, the FC layout).  ``structured=True`` (default) keeps the identity as a
-        diagonal of ones and C order's permutation as ``I_N (x) perm``.
+        samples, the FC layout).  ``structured=True`` (default) keeps the identity as
+        :class:`~vecjac.structure.Identity` (nothing stored but one 1) and C order's
+        permutation as ``I_N (x) perm``.
     """
     A_shape = _feature_shape(A_shape)
     if order not in ("F", "C"):
@@ -195,7 +196,7 @@ def flatten(
     N = A_shape[0] if len(A_shape) == 4 else 1
     of_shape = (m,) if len(A_shape) == 3 else (m, N)
     if structured and order == "F":
-        return Jacobian(Diagonal(np.ones(N * m, dtype=dtype)), of, wrt, of_shape, A_shape)
+        return Jacobian(Identity(N * m, dtype), of, wrt, of_shape, A_shape)
     if structured and N > 1:
         block = flatten(A_shape[1:], order, dtype=dtype, max_bytes=max_bytes, structured=False)
         return Jacobian(Kron(N, block.matrix), of, wrt, of_shape, A_shape)
