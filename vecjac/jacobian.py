@@ -197,10 +197,11 @@ class Jacobian:
         """``v @ J``: a row vector (e.g. ``dJ/dZ``), or rows stacked in a matrix, times the
         Jacobian, through the factors."""
         if isinstance(other, np.ndarray) and other.ndim in (1, 2):
-            _check_side(other.shape[-1], self.shape[0], "v @ J", "rows")
-            R = other[None, :] if other.ndim == 1 else other
-            out = self._structure.rmatmat(R)
-            return out[0] if other.ndim == 1 else out
+            if other.shape[-1] != self._structure.shape[0]:  # _check_side, inlined: hot path
+                _check_side(other.shape[-1], self.shape[0], "v @ J", "rows")
+            if other.ndim == 1:
+                return self._structure.rmatmat(other[None, :])[0]
+            return self._structure.rmatmat(other)
         return other @ self.matrix
 
     def linear_operator(self) -> LinearOperator:
