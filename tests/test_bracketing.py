@@ -13,8 +13,9 @@ import scipy.sparse as sp
 
 import vecjac as vj
 from vecjac import bracketing as br
+from vecjac import jacobians as jac
 from vecjac.layers import Activation, Dense, Flatten
-from vecjac.structure import Diagonal, Kron
+from vecjac.structure import Diagonal, Kron, product
 
 
 # --- oracles ------------------------------------------------------------------------------------
@@ -184,6 +185,28 @@ def test_structured_products_cost_what_they_multiply(rng):
     # the flat fallback counts the flat operands
     flat = sp.csr_array(rng.random((2, 18)))
     assert br.product_cost(flat, Kron(3, M1)) == loop_count(flat, Kron(3, M1).materialise())
+
+
+def test_products_through_the_notes_flatten_cost_nothing(rng):
+    """``B2 = vec(A2)`` is the identity: a product through it is the other factor itself (no
+    multiply-adds, its structure kept), in the cost model as in ``structure.product``; an
+    identity that would promote the other factor's dtype is an ordinary diagonal."""
+    M = sp.random_array((4, 6), density=0.5, rng=rng, format="csr")
+    W, flat = Kron(3, M), jac.flatten((3, 2, 1, 3))  # identity(18)
+    assert flat.structure == "identity(18)"
+    assert product(W, flat._structure) is W and br.product_cost(W, flat) == 0
+    assert br.ChainCosts([W, flat]).split(0, 0, 1) == 0
+    same = br.ChainCosts([W, flat._structure, Diagonal(rng.random(18))])
+    assert same.split(0, 0, 2) > 0 and same.split(0, 1, 2) == W.nnz  # (W I) D: only D scales
+    W32 = Kron(3, M.astype(np.float32))
+    assert product(W32, flat._structure).dtype == np.float64  # promoted: an ordinary product
+    assert br.product_cost(W32, flat) == W32.nnz
+    net = vj.CNN(input_shape=(1, 8, 8), channels=(2, 3))
+    X, y = inputs(net, rng, N=3)
+    J, report = net.jacobian(X, "Z3", "A2", order="optimal", report=True)
+    assert J.structure.startswith("kron(I_3,") and report.performed_cost == 0
+    expected = net.jacobian(X, "Z3", "A2", structured=False)
+    assert (J.matrix != expected.matrix).nnz == 0
 
 
 def test_bad_operands_are_refused(rng):

@@ -71,12 +71,14 @@ from .structure import (
     BlockDiag,
     Diagonal,
     Flat,
+    Identity,
     Kron,
     KronRows,
     Shared,
     Structure,
     Tile,
     pattern_of,
+    through_identity,
 )
 
 __all__ = ["ORDERS", "Sketch", "ChainCosts", "ChainReport", "gustavson_count", "product_cost",
@@ -121,6 +123,8 @@ def product_cost(a, b) -> int:
     a, b = _as_structure(a, "a"), _as_structure(b, "b")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"a has {a.shape[1]} columns but b has {b.shape[0]} rows")
+    if through_identity(a, b) is not None:  # the note's flatten: nothing is multiplied
+        return 0
     per_block = isinstance(a, Kron) and isinstance(b, Kron)
     return _block_cost(_exact_counts(a)[1], _exact_counts(b)[0],
                        math.gcd(a.n, b.n) if per_block else 1)
@@ -342,6 +346,8 @@ class ChainCosts:
                 raise ValueError(f"factors[{k}] has {upper.shape[1]} columns but "
                                  f"factors[{k + 1}] has {lower.shape[0]} rows")
         self.L = len(structures)
+        self._dtypes = [s.dtype for s in structures]
+        self._identities = {k for k, s in enumerate(structures) if isinstance(s, Identity)}
         self.sketches = {(k, k): Sketch.of(s) for k, s in enumerate(structures)}
         self._dots: dict[tuple[int, int, int], int] = {}
         for length in range(2, self.L + 1):
@@ -383,8 +389,22 @@ class ChainCosts:
     def __len__(self) -> int:
         return self.L
 
+    def _through_identity(self, i: int, k: int, j: int) -> bool:
+        """Whether ``(F_i ... F_k) @ (F_{k+1} ... F_j)`` has an :class:`Identity` on one side
+        that keeps the other side's dtype: :func:`~vecjac.structure.product` then returns the
+        other side (:func:`~vecjac.structure.through_identity`), multiplying nothing."""
+        sides = ([(i, range(k + 1, j + 1))] if i == k else []) + (
+            [(j, range(i, k + 1))] if k + 1 == j else [])
+        for leaf, others in sides:
+            kept = np.result_type(*(self._dtypes[m] for m in others))
+            if leaf in self._identities and np.result_type(kept, self._dtypes[leaf]) == kept:
+                return True
+        return False
+
     def split(self, i: int, k: int, j: int) -> int:
         """Predicted multiply-adds of ``(F_i ... F_k) @ (F_{k+1} ... F_j)``."""
+        if self._through_identity(i, k, j):
+            return 0
         a, b = self.sketches[i, k], self.sketches[k + 1, j]
         blocks = math.gcd(a.n, b.n) if a.kind == b.kind == "kron" else 1
         return self._dot(i, k, j) // blocks

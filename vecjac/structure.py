@@ -39,7 +39,8 @@ from .budget import index_dtype
 from .paths import shared_product
 
 __all__ = ["Structure", "Flat", "Dense", "Lazy", "Kron", "Diagonal", "Identity", "BlockDiag",
-           "Shared", "KronRows", "Tile", "product", "per_sample_rmat", "per_sample_rmatmat"]
+           "Shared", "KronRows", "Tile", "product", "through_identity", "per_sample_rmat",
+           "per_sample_rmatmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -591,6 +592,9 @@ def product(a: Structure, b: Structure) -> Structure:
     same number of diagonal blocks (the greatest common divisor: average pooling's
     ``I_{N C} (x) P`` meets a conv layer's ``I_N (x) M`` as ``I_N (x) (I_C (x) P)``).
     """
+    kept = through_identity(a, b)
+    if kept is not None:  # the note's flatten: the other factor as it is, no work
+        return kept
     if isinstance(a, Diagonal) and isinstance(b, Diagonal):
         return Diagonal(a.d * b.d)
     if isinstance(a, Kron | BlockDiag | Diagonal) and isinstance(b, Kron | BlockDiag | Diagonal):
@@ -611,6 +615,16 @@ def product(a: Structure, b: Structure) -> Structure:
             return product(b.transpose(), a.transpose()).transpose()
         return BlockDiag(n, sp.csr_array(a.matrix @ b.matrix))
     return Flat(sp.csr_array(a.materialise() @ b.materialise()))
+
+
+def through_identity(a: Structure, b: Structure) -> Structure | None:
+    """``a @ b`` when one of them is an :class:`Identity` that leaves the other's dtype as it
+    is: the other one itself (shared, not copied); else ``None``."""
+    for identity, other in ((b, a), (a, b)):
+        if isinstance(identity, Identity) and np.result_type(other.dtype,
+                                                              identity.dtype) == other.dtype:
+            return other
+    return None
 
 
 def _shared_product(a, b, n: int) -> Shared | None:
