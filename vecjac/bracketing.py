@@ -71,12 +71,12 @@ from .structure import (
     BlockDiag,
     Diagonal,
     Flat,
-    Identity,
     Kron,
     KronRows,
     Shared,
     Structure,
     Tile,
+    keeps_dtype,
     pattern_of,
     through_identity,
 )
@@ -346,8 +346,7 @@ class ChainCosts:
                 raise ValueError(f"factors[{k}] has {upper.shape[1]} columns but "
                                  f"factors[{k + 1}] has {lower.shape[0]} rows")
         self.L = len(structures)
-        self._dtypes = [s.dtype for s in structures]
-        self._identities = {k for k, s in enumerate(structures) if isinstance(s, Identity)}
+        self._structures = structures
         self.sketches = {(k, k): Sketch.of(s) for k, s in enumerate(structures)}
         self._dots: dict[tuple[int, int, int], int] = {}
         for length in range(2, self.L + 1):
@@ -393,13 +392,11 @@ class ChainCosts:
         """Whether ``(F_i ... F_k) @ (F_{k+1} ... F_j)`` has an :class:`Identity` on one side
         that keeps the other side's dtype: :func:`~vecjac.structure.product` then returns the
         other side (:func:`~vecjac.structure.through_identity`), multiplying nothing."""
-        sides = ([(i, range(k + 1, j + 1))] if i == k else []) + (
-            [(j, range(i, k + 1))] if k + 1 == j else [])
-        for leaf, others in sides:
-            kept = np.result_type(*(self._dtypes[m] for m in others))
-            if leaf in self._identities and np.result_type(kept, self._dtypes[leaf]) == kept:
-                return True
-        return False
+        F = self._structures
+        sides = ([(i, F[k + 1 : j + 1])] if i == k else []) + (
+            [(j, F[i : k + 1])] if k + 1 == j else [])
+        return any(keeps_dtype(F[leaf], np.result_type(*(f.dtype for f in others)))
+                   for leaf, others in sides)
 
     def split(self, i: int, k: int, j: int) -> int:
         """Predicted multiply-adds of ``(F_i ... F_k) @ (F_{k+1} ... F_j)``."""

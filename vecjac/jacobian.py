@@ -71,9 +71,9 @@ class Jacobian:
     def __init__(self, matrix, of: str, wrt: str, of_shape, wrt_shape, *,
                  order: Order = "F", transposed: bool = False):
         self.of, self.wrt = str(of), str(wrt)
-        self.of_shape, self.wrt_shape = _int_shape(of_shape), _int_shape(wrt_shape)
-        if order != "F":
-            _check_order(order)
+        self.of_shape = tuple(int(s) for s in of_shape)
+        self.wrt_shape = tuple(int(s) for s in wrt_shape)
+        _check_order(order)
         self.order, self.transposed = order, bool(transposed)
         if isinstance(matrix, Structure):
             self._structure, self._matrix = matrix, None
@@ -197,11 +197,10 @@ class Jacobian:
         """``v @ J``: a row vector (e.g. ``dJ/dZ``), or rows stacked in a matrix, times the
         Jacobian, through the factors."""
         if isinstance(other, np.ndarray) and other.ndim in (1, 2):
-            if other.shape[-1] != self._structure.shape[0]:  # _check_side, inlined: hot path
-                _check_side(other.shape[-1], self.shape[0], "v @ J", "rows")
-            if other.ndim == 1:
-                return self._structure.rmatmat(other[None, :])[0]
-            return self._structure.rmatmat(other)
+            _check_side(other.shape[-1], self.shape[0], "v @ J", "rows")
+            R = other[None, :] if other.ndim == 1 else other
+            out = self._structure.rmatmat(R)
+            return out[0] if other.ndim == 1 else out
         return other @ self.matrix
 
     def linear_operator(self) -> LinearOperator:
@@ -526,8 +525,3 @@ def convert_order(jacobian, of_shape=None, wrt_shape=None, to: Order = "C"):
     if is_jacobian:
         return Jacobian(converted, jacobian.of, jacobian.wrt, of_shape, wrt_shape, order=to)
     return converted
-
-
-def _int_shape(shape) -> tuple[int, ...]:
-    """``shape`` as a tuple of Python ints."""
-    return tuple(map(int, shape))

@@ -356,13 +356,14 @@ class Sequential:
                 row = row @ step  # dJ/d lower
             del step, s  # each Jacobian is let go as soon as it is used
             for theta, theta_key in thetas:
-                shape = self.params[theta].shape
-                grads[theta] = (unvec(row @ J[theta_key], shape) if n_samples is None else
-                                self._per_sample_gradient(row, J[theta_key], shape, n_samples))
+                grads[theta] = self._theta_gradient(row, J[theta_key], self.params[theta].shape,
+                                                    n_samples)
         return grads
 
     @staticmethod
-    def _per_sample_gradient(row: NDArray, J_theta: Jacobian, shape, n_samples: int):
+    def _theta_gradient(row: NDArray, J_theta: Jacobian, shape, n_samples: int | None):
+        if n_samples is None:
+            return unvec(row @ J_theta, shape)
         rows = per_sample_rmat(J_theta._structure, row, n_samples)
         return (unvec(rows.ravel(), (n_samples,) + shape) if len(shape) >= 2
                 else rows.reshape((n_samples,) + shape))

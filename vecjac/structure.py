@@ -39,8 +39,8 @@ from .budget import index_dtype
 from .paths import shared_product
 
 __all__ = ["Structure", "Flat", "Dense", "Lazy", "Kron", "Diagonal", "Identity", "BlockDiag",
-           "Shared", "KronRows", "Tile", "product", "through_identity", "per_sample_rmat",
-           "per_sample_rmatmat"]
+           "Shared", "KronRows", "Tile", "product", "through_identity", "keeps_dtype",
+           "per_sample_rmat", "per_sample_rmatmat"]
 
 
 def _csr_bytes(m) -> int:
@@ -619,12 +619,18 @@ def product(a: Structure, b: Structure) -> Structure:
 
 def through_identity(a: Structure, b: Structure) -> Structure | None:
     """``a @ b`` when one of them is an :class:`Identity` that leaves the other's dtype as it
-    is: the other one itself (shared, not copied); else ``None``."""
+    is (:func:`keeps_dtype`): the other one itself (shared, not copied); else ``None``."""
     for identity, other in ((b, a), (a, b)):
-        if isinstance(identity, Identity) and np.result_type(other.dtype,
-                                                              identity.dtype) == other.dtype:
+        if keeps_dtype(identity, other.dtype):
             return other
     return None
+
+
+def keeps_dtype(s: Structure, dtype) -> bool:
+    """Whether ``s`` is an :class:`Identity` whose product with a factor of ``dtype`` is that
+    factor, unpromoted (the rule of :func:`through_identity`, which the chain-order cost
+    model applies to sub-chains it has not multiplied)."""
+    return isinstance(s, Identity) and np.result_type(dtype, s.dtype) == dtype
 
 
 def _shared_product(a, b, n: int) -> Shared | None:

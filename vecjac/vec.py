@@ -102,9 +102,8 @@ def unvec(v: ArrayLike, shape: tuple[int, ...], order: Order = "F") -> NDArray:
     ValueError
         If ``v`` does not have exactly ``prod(shape)`` elements.
     """
-    if order != "F":
-        _check_order(order)
-    shape = tuple(map(int, shape))
+    _check_order(order)
+    shape = tuple(int(s) for s in shape)
     v = np.asarray(v)
     if v.size != _prod(shape):
         raise ValueError(

@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
+FROM_OUTPUT = ("sigmoid", "tanh", "softmax")  # derivatives that read the forward's f(Z)
 
 
 def activate(Z: ArrayLike, kind: str, *, negative_slope: float = 0.01) -> NDArray:
@@ -95,12 +96,13 @@ def activation_derivative(
     elif out.shape != Z.shape or out.dtype.kind != "f":
         raise ValueError(f"out must be a float array of shape {Z.shape}, got {out.shape}")
     if output is not None and kind in ("sigmoid", "tanh"):
-        output = _checked_output(output, Z)
+        output = checked_output(output, Z)
     return _derivative(Z, kind, negative_slope, out, output)
 
 
-def _checked_output(output, Z: NDArray) -> NDArray:
-    """The forward pass's ``f(Z)`` handed in as ``output``: a float array of Z's shape."""
+def checked_output(output, Z: NDArray) -> NDArray:
+    """The forward pass's ``f(Z)`` handed in as ``output``: a float array of Z's shape
+    (``ValueError`` otherwise)."""
     output = as_float_array(output, "output")
     if output.shape != Z.shape:
         raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
@@ -156,7 +158,7 @@ def activate_backward(
     if dI.shape != Z.shape:
         raise ValueError(f"dI has shape {dI.shape}, Z has shape {Z.shape}; they must be equal")
     if kind == "softmax":  # the forward's s when given: the same array, not recomputed
-        s = special.softmax(Z, axis=0) if output is None else _checked_output(output, Z)
+        s = special.softmax(Z, axis=0) if output is None else checked_output(output, Z)
         return s * (dI - (s * dI).sum(axis=0))
     dZ = activation_derivative(Z, kind, negative_slope=negative_slope, output=output)
     if dZ.dtype != np.result_type(dZ, dI):  # float32 Z, float64 dI: promote as NumPy does

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from ..budget import check_csr_budget, index_dtype
-from ..direct.activation import ACTIVATIONS, _derivative, activate
+from ..direct.activation import ACTIVATIONS, FROM_OUTPUT, _derivative, activate, checked_output
 from ..jacobian import Jacobian
 from ..structure import BlockDiag, Diagonal, Lazy
 from ..vec import as_float_array, check_choice, vec
@@ -84,12 +84,7 @@ def activation(
     """
     check_choice(kind, "kind", ACTIVATIONS)
     Z = as_float_array(Z, "Z")
-    if output is not None and kind in ("sigmoid", "tanh", "softmax"):
-        output = as_float_array(output, "output")
-        if output.shape != Z.shape:
-            raise ValueError(f"output must have Z's shape {Z.shape}, got {output.shape}")
-    else:
-        output = None
+    output = checked_output(output, Z) if output is not None and kind in FROM_OUTPUT else None
     if kind == "softmax":
         return _softmax(Z, of, wrt, max_bytes, structured, output)
     n = Z.size

@@ -14,7 +14,6 @@ References: the note, sections 3.1.1 and 3.2; the slides of seed 001.
 
 from __future__ import annotations
 
-import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import direct
@@ -22,7 +21,6 @@ from ..budget import check_budget, check_csr_budget
 from ..jacobian import Jacobian
 from ..structure import Dense
 from ..vec import vec
-from ._csr import assemble_csr
 
 __all__ = ["loss", "loss_from_logits"]
 
@@ -91,12 +89,10 @@ def loss_from_logits(
 
 
 def _row(gradient: NDArray, of: str, wrt: str, structured: bool) -> Jacobian:
-    n = gradient.size
-    if structured:  # the row's n values, its only storage
-        check_budget(n * gradient.itemsize, f"d{of}/d{wrt} row")
-        return Jacobian(Dense(vec(gradient)[None, :]), of, wrt, (), gradient.shape)
-    itype = check_csr_budget(n, (1, n), gradient.dtype, f"d{of}/d{wrt} row")
-    indptr = np.array([0, n], dtype=itype)
-    indices = np.arange(n, dtype=itype)
-    matrix = assemble_csr(vec(gradient), indices, indptr, (1, n))
-    return Jacobian(matrix, of, wrt, (), gradient.shape)
+    n, what = gradient.size, f"d{of}/d{wrt} row"
+    row = Dense(vec(gradient)[None, :])  # the row's n values
+    if structured:
+        check_budget(n * gradient.itemsize, what)
+        return Jacobian(row, of, wrt, (), gradient.shape)
+    check_csr_budget(n, (1, n), gradient.dtype, what)
+    return Jacobian(row.materialise(), of, wrt, (), gradient.shape)

@@ -18,8 +18,6 @@ from .base import Layer
 
 __all__ = ["Activation"]
 
-_FROM_OUTPUT = ("sigmoid", "tanh", "softmax")  # derivatives read from the forward's output
-
 
 class Activation(Layer):
     """An activation function as a layer.
@@ -62,7 +60,7 @@ class Activation(Layer):
         ``diag(s) - s s^T``, as back-propagation does (no ``cosh`` pass, no second softmax;
         see :func:`vecjac.direct.activation_derivative`)."""
         I = self.forward(A, p)
-        return I, (I if self.kind in _FROM_OUTPUT else None)
+        return I, (I if self.kind in direct.activation.FROM_OUTPUT else None)
 
     def backward(self, dOut, A, p, input_grad=True, context=None):
         return direct.activate_backward(dOut, A, self.kind, output=context, **self._kw), {}
