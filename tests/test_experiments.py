@@ -124,3 +124,34 @@ def test_beyond_gradients_benchmark_rows_check_and_time(monkeypatch):
     for row in rows:
         assert row["vecjac_ms"] > 0
         assert "torch_ms" in row or row["torch"] == "torch not installed"
+
+
+def test_gap_mixes_give_the_gradient_and_use_the_forms_they_name():
+    """``bench_gap``: every mix of the Jacobian form and back-propagation gives the direct
+    gradients; a layer in the Jacobian form builds its Jacobians (``net.build_ms``), a
+    back-propagated one builds none; the table has a row per layer and the totals."""
+    bench = load("bench_gap")
+    net = vj.CNN(input_shape=(1, 8, 8), channels=(2, 3), kernel_size=3, padding=1,
+                 activation="sigmoid", pool="avg", pool_size=2, n_out=4, output="softmax",
+                 loss="cross_entropy", seed=1)
+    rng = np.random.default_rng(2)
+    X, y = rng.random((3, 1, 8, 8)), rng.integers(0, 4, 3)
+    expected = net.gradients(X, y, method="direct")
+    top = len(net.layers) - 1
+    for mix in [set(), set(range(top + 1))] + [{i} for i in range(top + 1)]:
+        loss, got = bench.mixed_gradients(net, X, y, mix)
+        assert loss == pytest.approx(net.loss(X, y), rel=1e-12)
+        for theta, value in expected.items():
+            np.testing.assert_allclose(got[theta], value, rtol=1e-10, atol=1e-14)
+        owners = {net.names.index(key.split("/")[0][1:]) for key in net.build_ms}
+        assert owners == mix, (mix, sorted(net.build_ms))
+
+    rows = bench.gap_rows("N", repeat=1, batch=2)
+    layers = [row["layer"] for row in rows]
+    assert layers[:9] == ["Activation A3", "Dense Z3", "Flatten B2", "Pool2d A2",
+                          "Activation I2", "Conv2d Z2", "Pool2d A1", "Activation I1",
+                          "Conv2d Z1"]
+    assert layers[9:] == ["sum of the layers above", "every layer at once",
+                          "library: jacobian - direct"]
+    assert rows[9]["extra_ms"] == pytest.approx(sum(row["extra_ms"] for row in rows[:9]))
+    assert all(np.isfinite(row["extra/step"]) for row in rows)
