@@ -7,10 +7,13 @@ Jacobians built as the gradient path builds them, the row multiplied through the
 back-propagation handles every other layer.  Every mix is first checked to give the direct
 gradients to rounding; then all mixes, pure back-propagation and the two library paths take
 turns run by run, and each layer's row is the median over the turns of the time its
-Jacobian form adds to the back-propagation step of the same turn.
+Jacobian form adds to the back-propagation step of the same turn.  The mixes use the
+network's private gradient-path pieces (``_forward``, ``_loss_row``, ``_cached_jacobians``)
+so that a layer's Jacobians are built exactly as ``method="jacobian"`` builds them;
+``tests/test_experiments.py`` keeps the script in step with them.
 
-Run ``python experiments/bench_gap.py`` (``--network N3`` or ``L``, ``--repeat R``;
-``--quick`` for three repeats); it prints a Markdown table.
+Run ``python experiments/bench_gap.py`` (``--network N3`` or ``L``, ``--batch B``,
+``--repeat R`` turns, default 100; ``--quick`` for three); it prints a Markdown table.
 """
 
 from __future__ import annotations
