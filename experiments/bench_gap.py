@@ -8,9 +8,10 @@ back-propagation handles every other layer.  Every mix is first checked to give 
 gradients to rounding; then all mixes, pure back-propagation and the two library paths take
 turns run by run, and each layer's row is the median over the turns of the time its
 Jacobian form adds to the back-propagation step of the same turn.  The mixes use the
-network's private gradient-path pieces (``_forward``, ``_loss_row``, ``_cached_jacobians``)
-so that a layer's Jacobians are built exactly as ``method="jacobian"`` builds them;
-``tests/test_experiments.py`` keeps the script in step with them.
+network's private gradient-path pieces (``_forward``, ``_loss_row``, ``_loss_and_backward``,
+``_cached_jacobians``, ``_times``, ``_theta_gradient``), so that a layer's Jacobians are
+built and multiplied exactly as ``method="jacobian"`` does it; ``tests/test_experiments.py``
+keeps the script in step with them.
 
 Run ``python experiments/bench_gap.py`` (``--network N3`` or ``L``, ``--batch B``,
 ``--repeat R`` turns, default 100; ``--quick`` for three); it prints a Markdown table.
@@ -29,9 +30,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # sibling benchmark modules
 
 from bench_common import cnn  # noqa: E402
 
-from vecjac import direct  # noqa: E402
 from vecjac.jacobians import shared_patterns  # noqa: E402
-from vecjac.structure import Diagonal, Identity  # noqa: E402
 from vecjac.vec import finite_checked, unvec, vec  # noqa: E402
 
 NETWORKS = {  # as experiments/benchmark.py: input shape, conv channels
@@ -54,8 +53,7 @@ def mixed_gradients(net, X, y, jacobian_layers) -> tuple[float, dict]:
             loss, loss_row = net._loss_row(cache[net.top], y)
             row = np.ones(1, dtype=net.dtype) @ loss_row
         else:
-            evaluate = direct.loss_from_logits if net.from_logits else direct.loss_and_backward
-            loss, dA = evaluate(cache[net.top], y, net.loss_kind, net.reduction)
+            loss, dA = net._loss_and_backward(cache[net.top], y)
         J = net._cached_jacobians(cache, wrt_X=False, reuse=True)  # each built when looked up
         grads = {}
         for i in range(top, -1, -1):
@@ -63,9 +61,10 @@ def mixed_gradients(net, X, y, jacobian_layers) -> tuple[float, dict]:
             if i in jacobian_layers:
                 row = vec(dA) if row is None else row  # a view: maps are in the vec layout
                 for theta in net.param_names[i].values():
-                    grads[theta] = unvec(row @ J[f"d{name}/d{theta}"], net.params[theta].shape)
+                    grads[theta] = net._theta_gradient(row, J[f"d{name}/d{theta}"],
+                                                       net.params[theta].shape, None)
                 if i > 0:
-                    row = _times(row, J[f"d{name}/d{below}"])
+                    row = net._times(row, J[f"d{name}/d{below}"])
                 dA = None
             else:
                 dA = unvec(row, cache[name].shape) if dA is None else dA
@@ -74,17 +73,6 @@ def mixed_gradients(net, X, y, jacobian_layers) -> tuple[float, dict]:
                 grads.update({net.param_names[i][s]: value for s, value in g.items()})
                 row = None
     return loss, grads
-
-
-def _times(row, step):
-    """``row @ step`` as the gradient path multiplies its own row: the flatten skipped, an
-    activation's diagonal applied in place (``Sequential._chain_gradients``)."""
-    s = step._structure
-    if isinstance(s, Diagonal) and row.shape == s.d.shape and row.dtype == s.d.dtype:
-        if not isinstance(s, Identity):
-            row *= s.d
-        return row
-    return row @ step
 
 
 def gap_rows(network: str = "N", repeat: int = 100, batch: int = 64) -> list[dict]:

@@ -215,6 +215,12 @@ class Sequential:
         return build(top, y, self.loss_kind, self.reduction, wrt=self.top,
                      structured=structured)
 
+    def _loss_and_backward(self, top: NDArray, y) -> tuple[float, NDArray]:
+        """The loss and back-propagation's ``dJ/d<top>``, from one evaluation of the loss
+        (the direct path's counterpart of :meth:`_loss_row`)."""
+        evaluate = direct.loss_from_logits if self.from_logits else direct.loss_and_backward
+        return evaluate(top, y, self.loss_kind, self.reduction)
+
     def _cached_jacobians(self, cache: dict, y=None, wrt_X: bool = True,
                           structured: bool = True, reuse: bool = False,
                           loss_row: Jacobian | None = None) -> dict[str, Jacobian]:
@@ -345,20 +351,23 @@ class Sequential:
         times its block of the parameter's Jacobian, without the sum over samples."""
         grads, row = {}, np.ones(1, dtype=self.dtype)  # dJ/dJ
         for key, thetas in self._gradient_plan:
-            step = J[key]
-            s = step._structure
-            same = isinstance(s, Diagonal) and row.shape == s.d.shape and row.dtype == s.d.dtype
-            if same and isinstance(s, Identity):
-                pass  # the note's flatten, B2 = vec(A2): the row is already dJ/d lower
-            elif same:
-                row *= s.d  # an activation: the row is this loop's own, scaled in place
-            else:
-                row = row @ step  # dJ/d lower
-            del step, s  # each Jacobian is let go as soon as it is used
+            row = self._times(row, J[key])  # dJ/d lower; the Jacobian is let go after use
             for theta, theta_key in thetas:
                 grads[theta] = self._theta_gradient(row, J[theta_key], self.params[theta].shape,
                                                     n_samples)
         return grads
+
+    @staticmethod
+    def _times(row: NDArray, step: Jacobian) -> NDArray:
+        """``row @ step`` for a row the chain owns (made by an earlier product, never the
+        caller's): the note's flatten ``B2 = vec(A2)`` is skipped (the row is already
+        ``dJ/d lower``) and an activation's diagonal scales the row in place."""
+        s = step._structure
+        if isinstance(s, Diagonal) and row.shape == s.d.shape and row.dtype == s.d.dtype:
+            if not isinstance(s, Identity):
+                row *= s.d
+            return row
+        return row @ step
 
     @staticmethod
     def _theta_gradient(row: NDArray, J_theta: Jacobian, shape, n_samples: int | None):
@@ -410,9 +419,8 @@ class Sequential:
 
     def _direct_gradients(self, cache: dict, y) -> tuple[float, dict[str, NDArray]]:
         """The loss and back-propagation's gradients, from one evaluation of the loss."""
-        top, grads = cache[self.top], {}
-        evaluate = direct.loss_from_logits if self.from_logits else direct.loss_and_backward
-        J, dA = evaluate(top, y, self.loss_kind, self.reduction)
+        grads = {}
+        J, dA = self._loss_and_backward(cache[self.top], y)
         for i in range(len(self.layers) - 1, -1, -1):
             dA, g = self.layers[i].backward(dA, cache[self.inputs[i]], self._local(i),
                                             input_grad=i > 0, context=cache.get((i, "context")))
